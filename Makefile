@@ -1,0 +1,178 @@
+# gpuops.mig developer and CI entry points.  `make help` lists the targets.
+#
+# Everything runs offline from the package registries: the tools live in ./.venv
+# (`make venv`), ansible-test runs in a copy of the checkout under
+# build/ansible_collections/gpuops/mig (`make collection`) with a private HOME
+# (tests/ci/ansible_test_env.py), and the MIG tests run against the NVML simulator
+# in tests/nvml_sim (`make sim`).
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3.11
+TEST_PYTHON ?= 3.11
+ROOT := $(CURDIR)
+VENV ?= $(ROOT)/.venv
+BIN := $(VENV)/bin
+VENV_STAMP := $(VENV)/.gpuops-mig-venv
+BUILD := $(ROOT)/build
+COLLECTIONS := $(BUILD)
+COLL := $(COLLECTIONS)/ansible_collections/gpuops/mig
+TEST_HOME := $(BUILD)/home
+DIST := $(BUILD)/dist
+LOGS := $(BUILD)/logs
+SIM_CLI := $(ROOT)/tests/nvml_sim/migsim
+SIM_STATE ?= $(BUILD)/sim/state
+SIM_ENV := $(BUILD)/sim/migsim.env
+VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
+TARBALL := $(DIST)/gpuops-mig-$(VERSION).tar.gz
+# Older target Pythons that ansible-test compiles the modules with (tests/config.yml says >=3.8);
+# each one is used only where an interpreter of that version exists on the machine.
+COMPAT_PYTHONS ?= 3.8 3.9 3.10 3.12 3.13
+
+ATEST := $(BIN)/python $(ROOT)/tests/ci/ansible_test_env.py --home $(TEST_HOME) --
+ANSIBLE_TEST_ARGS ?=
+
+export PATH := $(BIN):$(PATH)
+export GPUOPS_ROOT := $(ROOT)
+export GPUOPS_VENV := $(VENV)
+export GPUOPS_COLLECTIONS_PATH := $(COLLECTIONS)
+export GPUOPS_COLLECTION_DIR := $(COLL)
+export ANSIBLE_NOCOLOR ?= 1
+export PY_COLORS ?= 0
+
+TEST_TIERS ?= sim test-sim sanity units integration lint docs-lint changelog-lint build import role-tests reliability
+
+.PHONY: help venv collection sim test-sim sanity units integration lint docs-lint changelog-lint \
+        build import role-tests reliability test demo bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 18
+
+# ---------------------------------------------------------------- environment
+
+venv: $(VENV_STAMP) ## create ./.venv with the pinned tool set (tests/ci/requirements-dev.txt)
+
+$(VENV_STAMP): tests/ci/requirements-dev.txt tests/ci/constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "make venv: $(PYTHON) not found (set PYTHON=...)" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "venv: installing pinned tools into $(VENV) (a few minutes the first time)"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+	    -r tests/ci/requirements-dev.txt -c tests/ci/constraints.txt
+	@$(BIN)/ansible --version | head -n 1
+	@touch $@
+
+collection: ## copy the checkout to build/ansible_collections/gpuops/mig (ansible-test needs that path)
+	@tests/ci/sync-collection.sh $(COLL)
+
+# ---------------------------------------------------------------- simulator
+
+sim: venv ## build the NVML simulator and write its environment to build/sim/migsim.env
+	@test -x $(SIM_CLI) || { echo "make sim: $(SIM_CLI) is missing or not executable (owned by the simulator authors)" >&2; exit 1; }
+	@mkdir -p $(dir $(SIM_ENV)) $(dir $(SIM_STATE))
+	@$(SIM_CLI) env $(SIM_STATE) > $(SIM_ENV).tmp
+	@mv $(SIM_ENV).tmp $(SIM_ENV)
+	@echo "sim: environment for $(SIM_STATE) in $(SIM_ENV)"
+
+test-sim: venv ## pytest the simulator itself (tests/nvml_sim/tests)
+	@test -d tests/nvml_sim/tests || { echo "make test-sim: tests/nvml_sim/tests is missing" >&2; exit 1; }
+	@rc=0; $(BIN)/python -m pytest -q -p no:cacheprovider tests/nvml_sim/tests || rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "make test-sim: pytest collected no tests in tests/nvml_sim/tests" >&2; fi; \
+	  exit $$rc
+
+# ---------------------------------------------------------------- ansible-test
+
+sanity: venv collection ## ansible-test sanity, every test, no ignore files (plus compile on other Pythons)
+	@if ls tests/sanity/ignore-*.txt >/dev/null 2>&1; then \
+	  echo "make sanity: tests/sanity/ignore-*.txt exist; this collection keeps no ignore entries" >&2; exit 1; fi
+	@cd $(COLL) && $(ATEST) ansible-test sanity --local --python $(TEST_PYTHON) --requirements $(ANSIBLE_TEST_ARGS)
+	@mkdir -p $(BUILD)/pythons; \
+	  for v in $(COMPAT_PYTHONS); do \
+	    exe=$$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$$v.*/bin/python$$v 2>/dev/null | sort -V | tail -n 1 || true); \
+	    [ -n "$$exe" ] || exe=$$(PATH=/usr/local/bin:/usr/bin:/bin command -v python$$v || true); \
+	    if [ -z "$$exe" ] || ! "$$exe" -c pass 2>/dev/null; then echo "sanity: no Python $$v here, compile check skipped"; continue; fi; \
+	    ln -sf "$$exe" $(BUILD)/pythons/python$$v; \
+	    echo "sanity: compile on Python $$v"; \
+	    (cd $(COLL) && PATH=$(BUILD)/pythons:$$PATH $(ATEST) ansible-test sanity --local --python $$v --test compile); \
+	  done
+
+units: venv collection ## ansible-test units
+	@cd $(COLL) && $(ATEST) ansible-test units --local --python $(TEST_PYTHON) $(ANSIBLE_TEST_ARGS)
+
+integration: venv sim collection ## ansible-test integration against the simulator (see tests/integration/README.md)
+	@ls -d tests/integration/targets/*/ >/dev/null 2>&1 || { echo "make integration: no targets in tests/integration/targets" >&2; exit 1; }
+	@$(BIN)/python tests/ci/sim_env_vars.py --env-file $(SIM_ENV) --sim-cli $(SIM_CLI) \
+	    --output $(COLL)/tests/integration/integration_config.yml
+	@set -a; . $(SIM_ENV); set +a; \
+	  cd $(COLL) && $(ATEST) ansible-test integration --local --python $(TEST_PYTHON) $(ANSIBLE_TEST_ARGS)
+
+# ---------------------------------------------------------------- lint, docs, packaging
+
+lint: venv collection ## ansible-lint --offline --profile production
+	@cd $(COLL) && $(ATEST) ansible-lint --offline --profile production --nocolor
+
+docs-lint: venv collection ## antsibull-docs lint-collection-docs --plugin-docs
+	@cd $(COLL) && $(ATEST) antsibull-docs lint-collection-docs --plugin-docs .
+
+changelog-lint: venv ## antsibull-changelog lint
+	@$(BIN)/antsibull-changelog lint
+
+build: venv collection ## ansible-galaxy collection build -> build/dist/
+	@mkdir -p $(DIST) && rm -f $(TARBALL)
+	@cd $(COLL) && $(ATEST) ansible-galaxy collection build --force --output-path $(DIST) >/dev/null
+	@echo "build: $(TARBALL)"
+
+import: build ## galaxy-importer on the built tarball; fails on errors and warnings (IMPORT_ALLOW_WARNINGS=1 relaxes)
+	@mkdir -p $(LOGS)
+	@rc=0; (cd $(DIST) && $(ATEST) python -m galaxy_importer.main $(TARBALL)) > $(LOGS)/import.out 2>&1 || rc=$$?; \
+	  grep -E '^(ERROR|WARNING)|rror' $(LOGS)/import.out || true; \
+	  if [ $$rc -ne 0 ]; then tail -n 40 $(LOGS)/import.out; echo "make import: galaxy-importer exited $$rc" >&2; exit 1; fi; \
+	  if grep -q '^ERROR' $(LOGS)/import.out; then echo "make import: errors reported" >&2; exit 1; fi; \
+	  if [ -z "$${IMPORT_ALLOW_WARNINGS:-}" ] && grep -q '^WARNING' $(LOGS)/import.out; then \
+	    echo "make import: warnings reported (IMPORT_ALLOW_WARNINGS=1 to accept)" >&2; exit 1; fi; \
+	  grep -q 'Importer processing completed successfully' $(LOGS)/import.out || { tail -n 40 $(LOGS)/import.out; exit 1; }; \
+	  echo "import: Importer processing completed successfully"
+
+# ---------------------------------------------------------------- scripted tiers
+
+define run_script
+	@test -x $(1) || { echo "make $@: $(1) is missing or not executable" >&2; exit 1; }
+	@$(1)
+endef
+
+role-tests: venv collection ## role tests (tests/roles/run.sh)
+	$(call run_script,tests/roles/run.sh)
+
+reliability: venv collection ## reliability tests (tests/reliability/run.sh)
+	$(call run_script,tests/reliability/run.sh)
+
+demo: venv collection ## rehearse the playbooks on the simulator (tests/demo/run.sh)
+	$(call run_script,tests/demo/run.sh)
+
+bench: venv collection ## benchmarks (tests/bench/run.sh)
+	$(call run_script,tests/bench/run.sh)
+
+# ---------------------------------------------------------------- everything
+
+test: venv ## every tier in order, stopping at the first failure, one summary line per tier
+	@mkdir -p $(LOGS); passed=0; failed=0; summary=""; \
+	  for tier in $(TEST_TIERS); do \
+	    start=$$(date +%s); rc=0; \
+	    $(MAKE) $$tier > $(LOGS)/$$tier.log 2>&1 || rc=$$?; \
+	    secs=$$(( $$(date +%s) - start )); \
+	    last=$$(grep -v '^[[:space:]]*$$' $(LOGS)/$$tier.log | grep -v '^make' | tail -n 1 | cut -c1-100); \
+	    if [ $$rc -eq 0 ]; then passed=$$((passed + 1)); line="PASS $$tier ($${secs}s) $$last"; echo "$$line"; \
+	    else failed=$$((failed + 1)); line="FAIL $$tier ($${secs}s) log: $(LOGS)/$$tier.log"; \
+	      echo "---- last 120 lines of $(LOGS)/$$tier.log"; tail -n 120 $(LOGS)/$$tier.log; echo "----"; \
+	      echo "$$line"; summary="$$summary$$line"$$'\n'; break; fi; \
+	    summary="$$summary$$line"$$'\n'; \
+	  done; \
+	  echo "==== make test summary"; printf '%s' "$$summary"; \
+	  echo "tiers: $$passed passed, $$failed failed"; \
+	  [ $$failed -eq 0 ]
+
+clean: ## remove build/ (the venv stays)
+	rm -rf $(BUILD)

@@ -1,0 +1,190 @@
+# Copyright (c) 2026 gpuops.mig contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Execute one GPU's plan through an adapter, and roll back if a call fails midway.
+
+The executor only calls the five mutating adapter methods plus reads; it does not import pynvml,
+so the simulator-free unit tests drive it with a fake adapter. Every mutation is journalled;
+on failure the journal is undone in reverse (instances created by this run are destroyed,
+instances destroyed by this run are recreated at their original placements with their compute
+instances), then the GPU is read again and compared with what was there before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+
+from ansible_collections.gpuops.mig.plugins.module_utils._model import Action, Gpu, GpuInstance, GpuPlan, Placement
+
+
+class MigAdapter(t.Protocol):
+    def read_gpu(self, index: int, with_remaining: bool = True) -> Gpu: ...
+
+    def set_mig_mode(self, index: int, enabled: bool) -> int: ...
+
+    def create_gpu_instance(self, index: int, profile_id: int, placement: Placement) -> int: ...
+
+    def create_compute_instance(self, index: int, gi_id: int, ci_profile_id: int, placement: Placement) -> int: ...
+
+    def destroy_compute_instance(self, index: int, gi_id: int, ci_id: int) -> None: ...
+
+    def destroy_gpu_instance(self, index: int, gi_id: int) -> None: ...
+
+
+@dataclasses.dataclass
+class ApplyOutcome:
+    index: int
+    mode_pending: bool = False          # the MIG mode change waits for a GPU reset or reboot
+    activation_status: int = 0
+    performed: list[dict[str, t.Any]] = dataclasses.field(default_factory=list)
+
+
+class ApplyError(Exception):
+    """A mutation failed; the message says which call, which NVML error, and how the rollback went."""
+
+    def __init__(self, message: str, index: int, call: str, error_name: str, rolled_back: bool,
+                 gpu_after: Gpu | None) -> None:
+        super().__init__(message)
+        self.index = index
+        self.call = call
+        self.error_name = error_name
+        self.rolled_back = rolled_back
+        self.gpu_after = gpu_after
+
+
+def layout_signature(gpu_instances: t.Iterable[GpuInstance]) -> list[tuple[t.Any, ...]]:
+    """What must be equal for two layouts to be the same: profiles, placements, compute instances."""
+    return sorted(
+        (gi.profile_id, gi.placement.start, gi.placement.size,
+         tuple(sorted((ci.profile_id, ci.placement.start, ci.placement.size) for ci in gi.compute_instances)))
+        for gi in gpu_instances)
+
+
+def describe_instance(profile: str | None, placement: Placement | None, gi_id: int | None = None) -> str:
+    where = ' at slots %d-%d' % (placement.start, placement.end - 1) if placement else ''
+    ident = ' (GPU instance %d)' % gi_id if gi_id is not None else ''
+    return '%s%s%s' % (profile, ident, where)
+
+
+def describe_action(act: Action) -> str:
+    if act.action == 'set_mode':
+        return '%s MIG mode' % ('enabling' if act.mig_enabled else 'disabling')
+    verb = {'create': 'creating', 'destroy': 'destroying'}.get(act.action, act.action)
+    if act.target == 'compute_instance':
+        return '%s compute instance %s in %s' % (verb, act.profile, describe_instance(None, act.gi_placement, act.gi_id).strip())
+    return '%s GPU instance %s' % (verb, describe_instance(act.profile, act.placement, act.gi_id))
+
+
+def _error_parts(exc: Exception) -> tuple[str, str]:
+    return getattr(exc, 'call', type(exc).__name__), getattr(exc, 'error_name', str(exc))
+
+
+def execute_plan(adapter: MigAdapter, gpu: Gpu, plan: GpuPlan) -> ApplyOutcome:
+    """Run the plan's mutating actions in order. Raises ApplyError after rolling back on failure."""
+    index = gpu.index
+    outcome = ApplyOutcome(index=index)
+    created_gi: dict[int, int] = {}                 # plan position of a create -> new GI id
+    journal: list[tuple[str, t.Any]] = []
+    originals = {gi.id: gi for gi in gpu.gpu_instances}
+    for pos, act in enumerate(plan.actions):
+        if act.action == 'keep':
+            continue
+        try:
+            if act.action == 'set_mode':
+                status = adapter.set_mig_mode(index, bool(act.mig_enabled))
+                journal.append(('mode', gpu.mig_mode.current if gpu.mig_mode else False))
+                mode = adapter.read_gpu(index, with_remaining=False).mig_mode
+                outcome.performed.append({'action': 'set_mode', 'mig_enabled': act.mig_enabled, 'activation_status': status})
+                if mode is None or mode.current != act.mig_enabled:
+                    # Pending: Ampere needs a reset, or a client holds the GPU. Instances follow after the reset.
+                    outcome.mode_pending = True
+                    outcome.activation_status = status
+                    return outcome
+            elif act.action == 'destroy' and act.target == 'compute_instance':
+                gi = originals[act.gi_id]
+                ci = next(c for c in gi.compute_instances if c.id == act.ci_id)
+                adapter.destroy_compute_instance(index, act.gi_id, act.ci_id)
+                journal.append(('ci_destroyed', (act.gi_id, ci)))
+                outcome.performed.append(act.to_dict())
+            elif act.action == 'destroy':
+                adapter.destroy_gpu_instance(index, act.gi_id)
+                journal.append(('gi_destroyed', originals[act.gi_id]))
+                outcome.performed.append(act.to_dict())
+            elif act.action == 'create' and act.target == 'gpu_instance':
+                new_id = adapter.create_gpu_instance(index, act.profile_id, act.placement)
+                created_gi[pos] = new_id
+                journal.append(('gi_created', new_id))
+                outcome.performed.append(dict(act.to_dict(), gpu_instance_id=new_id))
+            elif act.action == 'create':
+                gi_id = act.gi_id if act.gi_id is not None else created_gi[act.gi_ref]
+                new_ci = adapter.create_compute_instance(index, gi_id, act.profile_id, act.placement)
+                journal.append(('ci_created', (gi_id, new_ci)))
+                outcome.performed.append(dict(act.to_dict(), gpu_instance_id=gi_id, compute_instance_id=new_ci))
+            else:  # pragma: no cover - the planner emits nothing else
+                raise ValueError('unknown action %r' % (act,))
+        except Exception as exc:  # pylint: disable=broad-except
+            call, error_name = _error_parts(exc)
+            _fail(adapter, gpu, act, call, error_name, journal)
+    return outcome
+
+
+def _fail(adapter: MigAdapter, gpu: Gpu, act: Action, call: str, error_name: str,
+          journal: list[tuple[str, t.Any]]) -> t.NoReturn:
+    index = gpu.index
+    problems = _rollback(adapter, index, journal)
+    after: Gpu | None
+    try:
+        after = adapter.read_gpu(index, with_remaining=False)
+    except Exception as exc:  # pylint: disable=broad-except
+        after = None
+        problems.append('reading GPU %d after the rollback failed: %s' % (index, exc))
+    restored = after is not None and layout_signature(after.gpu_instances) == layout_signature(gpu.gpu_instances)
+    undone = len(journal)
+    head = 'GPU %d: %s failed with %s while %s.' % (index, call, error_name, describe_action(act))
+    if restored and not problems:
+        tail = ('Rolled back %d change(s) made by this run; GPU %d has its original layout again: %s.'
+                % (undone, index, _layout_text(after)))
+    else:
+        tail = ('Rollback could not finish (%s). GPU %d now holds: %s.'
+                % ('; '.join(problems) or 'layout differs from the original', index,
+                   _layout_text(after) if after else 'unknown (could not read it)'))
+    raise ApplyError('%s %s' % (head, tail), index, call, error_name, restored and not problems, after)
+
+
+def _layout_text(gpu: Gpu | None) -> str:
+    if gpu is None:
+        return 'unknown'
+    if not gpu.gpu_instances:
+        return 'no GPU instances'
+    parts = []
+    for gi in gpu.gpu_instances:
+        cis = ', '.join('%s (CI %d)' % (ci.profile, ci.id) for ci in gi.compute_instances) or 'no compute instances'
+        parts.append('%s [%s]' % (describe_instance(gi.profile, gi.placement, gi.id), cis))
+    return '; '.join(parts)
+
+
+def _rollback(adapter: MigAdapter, index: int, journal: list[tuple[str, t.Any]]) -> list[str]:
+    """Undo the journal in reverse order; return what could not be undone."""
+    problems: list[str] = []
+    new_ids: dict[int, int] = {}        # destroyed GI id -> id of the GI recreated in its place
+    for kind, data in reversed(journal):
+        try:
+            if kind == 'ci_created':
+                gi_id, ci_id = data
+                adapter.destroy_compute_instance(index, gi_id, ci_id)
+            elif kind == 'gi_created':
+                adapter.destroy_gpu_instance(index, data)
+            elif kind == 'gi_destroyed':
+                gi: GpuInstance = data
+                new_ids[gi.id] = adapter.create_gpu_instance(index, gi.profile_id, gi.placement)
+            elif kind == 'ci_destroyed':
+                gi_id, ci = data
+                adapter.create_compute_instance(index, new_ids.get(gi_id, gi_id), ci.profile_id, ci.placement)
+            elif kind == 'mode':
+                adapter.set_mig_mode(index, bool(data))
+        except Exception as exc:  # pylint: disable=broad-except
+            call, error_name = _error_parts(exc)
+            problems.append('undoing %s failed: %s returned %s' % (kind.replace('_', ' '), call, error_name))
+    return problems

@@ -1,0 +1,127 @@
+# Copyright (c) 2026 gpuops.mig contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Read, validate, plan, apply, report: the whole of one MIG convergence on one host.
+
+Shared by the ``mig_layout`` module and the boot-time service, so both behave identically.
+Everything is validated and planned for every GPU before the first mutation.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.gpuops.mig.plugins.module_utils._apply import ApplyError, execute_plan
+from ansible_collections.gpuops.mig.plugins.module_utils._model import Gpu, GpuPlan, PlanError, SpecError
+from ansible_collections.gpuops.mig.plugins.module_utils._planner import plan_gpu
+from ansible_collections.gpuops.mig.plugins.module_utils._render import layout_diagram, plan_diagram
+from ansible_collections.gpuops.mig.plugins.module_utils._spec import resolve_layouts
+
+
+class ConvergeError(Exception):
+    """Convergence failed; ``result`` carries what is known (plan, state after) for the report."""
+
+    def __init__(self, message: str, result: dict[str, t.Any] | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.result = result or {}
+        self.field = field
+
+
+def gpu_report(gpu: Gpu) -> dict[str, t.Any]:
+    """A GPU as modules return it: ``Gpu.to_dict()`` plus the layout diagram."""
+    data = gpu.to_dict()
+    data['layout_diagram'] = layout_diagram(gpu) if gpu.mig_capable else []
+    return data
+
+
+def mig_devices(gpus: t.Iterable[Gpu]) -> list[dict[str, t.Any]]:
+    """The node-local map of MIG devices consumers need (GPU, GI, CI, profile, placement, MIG UUID)."""
+    devices = []
+    for gpu in gpus:
+        for gi in gpu.gpu_instances:
+            for ci in gi.compute_instances:
+                devices.append({
+                    'gpu': gpu.index,
+                    'gpu_uuid': gpu.uuid,
+                    'gpu_instance': gi.id,
+                    'gpu_instance_profile': gi.profile,
+                    'compute_instance': ci.id,
+                    'profile': ci.profile,
+                    'placement': gi.placement.to_dict(),
+                    'compute_placement': ci.placement.to_dict(),
+                    'mig_uuid': ci.mig_uuid,
+                })
+    return devices
+
+
+def _diagram_text(index: int, rows: list[str]) -> str:
+    return 'GPU %d\n%s\n' % (index, '\n'.join(rows) if rows else '(MIG disabled)')
+
+
+def converge(adapter: t.Any, layouts: list[t.Any] | None = None, config: t.Any = None, config_name: str | None = None,
+             check_mode: bool = False) -> dict[str, t.Any]:
+    """Converge every GPU that the layout names. The caller holds the host lock and the NVML session."""
+    gpus = adapter.read_gpus()
+    try:
+        desired = resolve_layouts(gpus, layouts=layouts, config=config, config_name=config_name)
+    except SpecError as exc:
+        raise ConvergeError(str(exc), field=exc.field)
+    by_index = {g.index: g for g in gpus}
+    plans: list[GpuPlan] = []
+    for index in sorted(desired):
+        try:
+            plans.append(plan_gpu(by_index[index], desired[index]))
+        except PlanError as exc:
+            raise ConvergeError('GPU %d (%s, %s): %s' % (index, by_index[index].name, by_index[index].uuid, exc),
+                                field=exc.field)
+    result: dict[str, t.Any] = {
+        'changed': any(p.changes for p in plans),
+        'plan': [{'index': p.index, 'uuid': by_index[p.index].uuid, 'actions': [a.to_dict() for a in p.actions]}
+                 for p in plans],
+        'reset_required': [],
+        'diff': {
+            'before': ''.join(_diagram_text(p.index, layout_diagram(by_index[p.index]) if _mig_on(by_index[p.index]) else [])
+                              for p in plans),
+            'after': ''.join(_diagram_text(p.index, plan_diagram(p.target_instances, by_index[p.index].slot_count)
+                                           if desired[p.index].mig_enabled else [])
+                             for p in plans),
+        },
+    }
+    after = dict(by_index)
+    if not check_mode:
+        for plan in plans:
+            if not plan.changes:
+                continue
+            gpu = by_index[plan.index]
+            try:
+                outcome = execute_plan(adapter, gpu, plan)
+            except ApplyError as exc:
+                if exc.gpu_after is not None:
+                    after[plan.index] = exc.gpu_after
+                result['gpus'] = [gpu_report(g) for g in _refresh(adapter, after, plans, plan.index)]
+                done = [p.index for p in plans if p.changes and p.index < plan.index]
+                msg = str(exc)
+                if done:
+                    msg += ' GPUs already converged by this run before the failure: %s.' % ', '.join(map(str, done))
+                raise ConvergeError(msg, result)
+            if outcome.mode_pending:
+                result['reset_required'].append(plan.index)
+            after[plan.index] = adapter.read_gpu(plan.index)
+    result['gpus'] = [gpu_report(after[i]) for i in sorted(after)]
+    result['mig_devices'] = mig_devices(after[i] for i in sorted(after))
+    return result
+
+
+def _mig_on(gpu: Gpu) -> bool:
+    return bool(gpu.mig_mode and gpu.mig_mode.current)
+
+
+def _refresh(adapter: t.Any, after: dict[int, Gpu], plans: list[GpuPlan], upto: int) -> list[Gpu]:
+    for plan in plans:
+        if plan.changes and plan.index < upto:
+            try:
+                after[plan.index] = adapter.read_gpu(plan.index)
+            except Exception:  # pylint: disable=broad-except
+                pass
+    return [after[i] for i in sorted(after)]
