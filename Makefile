@@ -24,7 +24,8 @@ TEST_HOME := $(BUILD)/home
 DIST := $(BUILD)/dist
 LOGS := $(BUILD)/logs
 SIM_CLI := $(ROOT)/tests/nvml_sim/migsim
-SIM_STATE ?= $(BUILD)/sim/state
+SIM_STATE ?= $(BUILD)/sim/state.json
+SIM_INIT_ARGS ?= --gpus h100-80gb:8
 SIM_ENV := $(BUILD)/sim/migsim.env
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 TARBALL := $(DIST)/gpuops-mig-$(VERSION).tar.gz
@@ -61,7 +62,7 @@ $(VENV_STAMP): tests/ci/requirements-dev.txt tests/ci/constraints.txt
 	@echo "venv: installing pinned tools into $(VENV) (a few minutes the first time)"
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check \
-	    -r tests/ci/requirements-dev.txt -c tests/ci/constraints.txt
+	    -r tests/ci/requirements-dev.txt -c tests/ci/constraints.txt 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
 	@$(BIN)/ansible --version | head -n 1
 	@touch $@
 
@@ -73,6 +74,7 @@ collection: ## copy the checkout to build/ansible_collections/gpuops/mig (ansibl
 sim: venv ## build the NVML simulator and write its environment to build/sim/migsim.env
 	@test -x $(SIM_CLI) || { echo "make sim: $(SIM_CLI) is missing or not executable (owned by the simulator authors)" >&2; exit 1; }
 	@mkdir -p $(dir $(SIM_ENV)) $(dir $(SIM_STATE))
+	@rm -f $(SIM_STATE) && $(SIM_CLI) init $(SIM_STATE) $(SIM_INIT_ARGS) >/dev/null
 	@$(SIM_CLI) env $(SIM_STATE) > $(SIM_ENV).tmp
 	@mv $(SIM_ENV).tmp $(SIM_ENV)
 	@echo "sim: environment for $(SIM_STATE) in $(SIM_ENV)"
@@ -104,7 +106,7 @@ units: venv collection ## ansible-test units
 
 integration: venv sim collection ## ansible-test integration against the simulator (see tests/integration/README.md)
 	@ls -d tests/integration/targets/*/ >/dev/null 2>&1 || { echo "make integration: no targets in tests/integration/targets" >&2; exit 1; }
-	@$(BIN)/python tests/ci/sim_env_vars.py --env-file $(SIM_ENV) --sim-cli $(SIM_CLI) \
+	@$(BIN)/python tests/ci/sim_env_vars.py --env-file $(SIM_ENV) --sim-cli $(SIM_CLI) --state $(SIM_STATE) \
 	    --output $(COLL)/tests/integration/integration_config.yml
 	@set -a; . $(SIM_ENV); set +a; \
 	  cd $(COLL) && $(ATEST) ansible-test integration --local --python $(TEST_PYTHON) $(ANSIBLE_TEST_ARGS)
@@ -112,13 +114,13 @@ integration: venv sim collection ## ansible-test integration against the simulat
 # ---------------------------------------------------------------- lint, docs, packaging
 
 lint: venv collection ## ansible-lint --offline --profile production
-	@cd $(COLL) && $(ATEST) ansible-lint --offline --profile production --nocolor
+	@cd $(COLL) && ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS) $(ATEST) ansible-lint --offline --profile production --nocolor
 
 docs-lint: venv collection ## antsibull-docs lint-collection-docs --plugin-docs
 	@cd $(COLL) && $(ATEST) antsibull-docs lint-collection-docs --plugin-docs .
 
 changelog-lint: venv ## antsibull-changelog lint
-	@$(BIN)/antsibull-changelog lint
+	@$(BIN)/antsibull-changelog lint && echo "changelog-lint: fragments and changelog.yaml are valid"
 
 build: venv collection ## ansible-galaxy collection build -> build/dist/
 	@mkdir -p $(DIST) && rm -f $(TARBALL)
@@ -163,7 +165,7 @@ test: venv ## every tier in order, stopping at the first failure, one summary li
 	    start=$$(date +%s); rc=0; \
 	    $(MAKE) $$tier > $(LOGS)/$$tier.log 2>&1 || rc=$$?; \
 	    secs=$$(( $$(date +%s) - start )); \
-	    last=$$(grep -v '^[[:space:]]*$$' $(LOGS)/$$tier.log | grep -v '^make' | tail -n 1 | cut -c1-100); \
+	    last=$$( { grep -v -e '^[[:space:]]*$$' -e '^make' -e '^WARNING' $(LOGS)/$$tier.log || true; } | tail -n 1 | cut -c1-100); \
 	    if [ $$rc -eq 0 ]; then passed=$$((passed + 1)); line="PASS $$tier ($${secs}s) $$last"; echo "$$line"; \
 	    else failed=$$((failed + 1)); line="FAIL $$tier ($${secs}s) log: $(LOGS)/$$tier.log"; \
 	      echo "---- last 120 lines of $(LOGS)/$$tier.log"; tail -n 120 $(LOGS)/$$tier.log; echo "----"; \

@@ -73,8 +73,9 @@ def converge(adapter: t.Any, layouts: list[t.Any] | None = None, config: t.Any =
         try:
             plans.append(plan_gpu(by_index[index], desired[index]))
         except PlanError as exc:
-            raise ConvergeError('GPU %d (%s, %s): %s' % (index, by_index[index].name, by_index[index].uuid, exc),
-                                field=exc.field)
+            gpu = by_index[index]
+            msg = str(exc) if str(exc).startswith('GPU %d ' % index) else 'GPU %d (%s): %s' % (index, gpu.name, exc)
+            raise ConvergeError('%s [%s]' % (msg, gpu.uuid), field=exc.field)
     result: dict[str, t.Any] = {
         'changed': any(p.changes for p in plans),
         'plan': [{'index': p.index, 'uuid': by_index[p.index].uuid, 'actions': [a.to_dict() for a in p.actions]}

@@ -277,6 +277,7 @@ class DesiredInstance:
     profile_id: int                         # GPU instance profile ID on this GPU
     placement_start: int | None = None      # declared start slot; None lets the planner choose
     compute_profile_ids: tuple[int, ...] | None = None   # CI profile IDs; None = one full-size CI; () = none
+    source: str = ''                        # where it was declared, e.g. ``layouts[0].instances[1]`` (for error messages)
 
 
 @dataclasses.dataclass(frozen=True)

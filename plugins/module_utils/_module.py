@@ -11,7 +11,7 @@ import typing as t
 
 from ansible_collections.gpuops.mig.plugins.module_utils._model import Gpu, SpecError
 from ansible_collections.gpuops.mig.plugins.module_utils._nvml import NvmlAdapter, NvmlCallError, NvmlUnavailable
-from ansible_collections.gpuops.mig.plugins.module_utils._spec import select_gpus
+from ansible_collections.gpuops.mig.plugins.module_utils._spec import _parse_devices
 
 
 @contextlib.contextmanager
@@ -28,6 +28,18 @@ def nvml_session(module: t.Any) -> t.Iterator[NvmlAdapter]:
         module.fail_json(msg='NVML call failed: %s' % exc, nvml_call=exc.call, nvml_error=exc.error_name)
     finally:
         adapter.__exit__(None, None, None)
+
+
+def select_gpus(gpus: list[Gpu], selectors: list[str], field: str) -> list[Gpu]:
+    """GPUs named by ``all`` or by indexes, UUIDs, PCI bus IDs; a selector that matches nothing is an error."""
+    parsed = _parse_devices('all' if [s.strip().lower() for s in selectors] == ['all'] else selectors, field, config_style=False)
+    if parsed is None:
+        return list(gpus)
+    for sel in parsed:
+        if not any(sel.matches(g) for g in gpus):
+            raise SpecError(sel.path, '%s matches no GPU on this host (GPUs: %s)'
+                            % (sel.text(), ', '.join('%d %s %s' % (g.index, g.uuid, g.pci_bus_id) for g in gpus) or 'none'))
+    return [g for g in gpus if any(sel.matches(g) for sel in parsed)]
 
 
 def select_gpus_or_fail(module: t.Any, gpus: list[Gpu], selectors: list[str], field: str) -> list[Gpu]:

@@ -181,13 +181,13 @@ class NvmlAdapter:
                 gpu_instances, ci_profiles = self._read_instances(index, handle, profiles)
                 profiles = [
                     _with_compute_profiles(p, ci_profiles.get(p.id, ())) for p in profiles]
-        processes = self._read_processes(handle, mode is not None and mode.current)
-        if gpu_instances:
-            uuids = self._read_mig_uuids(handle)
+        mig_devices = self._read_mig_devices(handle) if gpu_instances else []
+        processes = self._read_processes(handle, mig_devices)
+        if mig_devices:
+            uuids = {(gi, ci): uuid for gi, ci, uuid, _ in mig_devices}
             gpu_instances = [
                 GpuInstance(gi.id, gi.profile_id, gi.profile, gi.placement, tuple(
-                    ComputeInstance(ci.id, ci.profile_id, ci.profile, ci.placement, uuids.get((gi.id, ci.id)))
-                    for ci in gi.compute_instances))
+                    dataclasses.replace(ci, mig_uuid=uuids.get((gi.id, ci.id))) for ci in gi.compute_instances))
                 for gi in gpu_instances]
         return Gpu(
             index=index,
@@ -297,31 +297,29 @@ class NvmlAdapter:
                     placement=Placement(int(info.placement.start), int(info.placement.size))))
         return result
 
-    def _mig_handles(self, handle: t.Any) -> t.Iterator[t.Any]:
+    def _read_mig_devices(self, handle: t.Any) -> list[tuple[int, int, str, t.Any]]:
+        """(GI id, CI id, MIG UUID, MIG device handle) for every MIG device of the GPU."""
+        devices = []
         count = self._try('nvmlDeviceGetMaxMigDeviceCount', handle, default=0) or 0
         for i in range(int(count)):
             try:
-                yield self._call('nvmlDeviceGetMigDeviceHandleByIndex', handle, i)
+                mig = self._call('nvmlDeviceGetMigDeviceHandleByIndex', handle, i)
             except NvmlCallError as exc:
                 if exc.code in (NVML_ERROR_NOT_FOUND, NVML_ERROR_INVALID_ARGUMENT):
                     continue
                 raise
+            devices.append((int(self._call('nvmlDeviceGetGpuInstanceId', mig)), int(self._call('nvmlDeviceGetComputeInstanceId', mig)),
+                            _text(self._call('nvmlDeviceGetUUID', mig)), mig))
+        return devices
 
-    def _read_mig_uuids(self, handle: t.Any) -> dict[tuple[int, int], str]:
-        uuids = {}
-        for mig in self._mig_handles(handle):
-            gi = self._call('nvmlDeviceGetGpuInstanceId', mig)
-            ci = self._call('nvmlDeviceGetComputeInstanceId', mig)
-            uuids[(int(gi), int(ci))] = _text(self._call('nvmlDeviceGetUUID', mig))
-        return uuids
-
-    def _read_processes(self, handle: t.Any, mig_enabled: bool) -> list[GpuProcess]:
+    def _read_processes(self, handle: t.Any, mig_devices: list[tuple[int, int, str, t.Any]]) -> list[GpuProcess]:
         """Processes of the GPU, attributed to GPU and compute instances where NVML says so.
 
         The parent device's list is unioned with each MIG device's list, because unprivileged
-        callers only see per-MIG-device processes on some drivers.
+        callers only see per-MIG-device processes on some drivers. An attributed entry wins over
+        an unattributed one for the same PID.
         """
-        seen: dict[tuple[int, int | None, int | None], GpuProcess] = {}
+        found: dict[tuple[int, int | None, int | None], GpuProcess] = {}
 
         def add(procs: t.Iterable[t.Any], gi: int | None = None, ci: int | None = None) -> None:
             for p in procs:
@@ -330,21 +328,15 @@ class NvmlAdapter:
                 g = gi if gi is not None else (None if p_gi in (None, _NOT_MIG) else int(p_gi))
                 c = ci if ci is not None else (None if p_ci in (None, _NOT_MIG) else int(p_ci))
                 used = getattr(p, 'usedGpuMemory', None)
-                key = (int(p.pid), g, c)
-                if key not in seen:
-                    seen[key] = GpuProcess(pid=int(p.pid), gi=g, ci=c,
-                                           used_memory_mib=int(used) // (1024 * 1024) if used else None)
+                found.setdefault((int(p.pid), g, c), GpuProcess(
+                    pid=int(p.pid), gi=g, ci=c, used_memory_mib=int(used) // (1024 * 1024) if used else None))
 
         add(self._call('nvmlDeviceGetComputeRunningProcesses', handle))
-        if mig_enabled:
-            for mig in self._mig_handles(handle):
-                gi = int(self._call('nvmlDeviceGetGpuInstanceId', mig))
-                ci = int(self._call('nvmlDeviceGetComputeInstanceId', mig))
-                add(self._call('nvmlDeviceGetComputeRunningProcesses', mig), gi, ci)
-        # A process reported both unattributed and attributed keeps the attributed entry only.
-        attributed = {k[0] for k in seen if k[1] is not None}
-        return sorted((p for k, p in seen.items() if k[1] is not None or k[0] not in attributed),
-                      key=lambda p: (p.pid, p.gi if p.gi is not None else -1, p.ci if p.ci is not None else -1))
+        for gi, ci, _uuid, mig in mig_devices:
+            add(self._call('nvmlDeviceGetComputeRunningProcesses', mig), gi, ci)
+        attributed = {k[0] for k in found if k[1] is not None}
+        return sorted((p for k, p in found.items() if k[1] is not None or k[0] not in attributed),
+                      key=lambda p: (p.pid, -1 if p.gi is None else p.gi, -1 if p.ci is None else p.ci))
 
     # -- mutations ---------------------------------------------------------------------------
 

@@ -59,6 +59,11 @@ def slots_text(p: Placement) -> str:
     return '%d' % p.start if p.size == 1 else '%d-%d' % (p.start, p.end - 1)
 
 
+def at_slots(p: Placement) -> str:
+    """``slot 6`` or ``slots 0-3``."""
+    return ('slot %s' if p.size == 1 else 'slots %s') % slots_text(p)
+
+
 def _or_join(items: t.Sequence[str]) -> str:
     if not items:
         return 'nowhere'
@@ -206,8 +211,8 @@ class _Planner:
         for a, b in itertools.combinations(declared, 2):
             pa, pb = a.options()[0], b.options()[0]
             if pa.overlaps(pb):
-                raise self.fail('declared placements overlap: %s (%s) at slots %s and %s (%s) at slots %s'
-                                % (a.prof.name, a.label, slots_text(pa), b.prof.name, b.label, slots_text(pb)), b.label)
+                raise self.fail('declared placements overlap: %s (%s) at %s and %s (%s) at %s'
+                                % (a.prof.name, a.label, at_slots(pa), b.prof.name, b.label, at_slots(pb)), b.label)
         # per-profile instance caps
         by_prof: dict[int, list[Want]] = {}
         for w in wants:
@@ -251,7 +256,7 @@ class _Planner:
             trial = [x for x in core if x is not w]
             if infeasible(trial):
                 core = trial
-        core.sort(key=lambda w: (-w.prof.placement_size, w.prof.name))
+        core.sort(key=lambda w: (-w.prof.placement_size, -w.prof.slice_count, w.prof.name))
         desc = _count_text([w.prof.name + ('@%d' % w.start if w.start is not None else '') for w in core])
         slot_count = self.gpu.slot_count
         # Hall-type conflict: a group of instances whose legal placements cover fewer slots than they need
@@ -276,8 +281,8 @@ class _Planner:
                 continue
             seen.add(key)
             opts = [slots_text(p) for p in w.options()]
-            legal.append('%s%s at %s' % (w.prof.name, ' (declared)' if w.start is not None else '',
-                                         ('only ' + opts[0]) if len(opts) == 1 else _or_join(opts)))
+            legal.append('%s%s %s' % (w.prof.name, ' (declared)' if w.start is not None else '',
+                                      ('fits only at ' + opts[0]) if len(opts) == 1 else 'at ' + _or_join(opts)))
         forced = self.propagate(core)
         if forced is not None:
             reason = forced
@@ -287,7 +292,7 @@ class _Planner:
                 _count_text([w.prof.name for w in grp]), need, _runs(cells), have)
         else:
             reason = 'no combination of their legal placements avoids an overlap'
-        return '%s cannot be placed together: %s; this GPU has %d slots: %s' % (desc, reason, slot_count, '; '.join(legal))
+        return '%s cannot be placed together: %s; this GPU has %d slots: %s' % (desc, reason, slot_count, ', '.join(legal))
 
     @staticmethod
     def propagate(core: list[Want]) -> str | None:
@@ -309,11 +314,11 @@ class _Planner:
                 for fw, fp in fixed:
                     if fp.overlaps(p):
                         lead = ', '.join(steps)
-                        clash = ('%s and %s both need placement slots %s' % (fw.prof.name, w.prof.name, slots_text(p))
-                                 if fp == p else '%s needs slots %s, %s needs slots %s' % (fw.prof.name, slots_text(fp), w.prof.name, slots_text(p)))
+                        clash = ('%s and %s both need placement %s' % (fw.prof.name, w.prof.name, at_slots(p))
+                                 if fp == p else '%s needs %s, %s needs %s' % (fw.prof.name, at_slots(fp), w.prof.name, at_slots(p)))
                         return ('%s, so %s' % (lead, clash)) if lead else clash
                 fixed.append((w, p))
-                steps.append('%s can only take slots %s' % (w.prof.name, slots_text(p)))
+                steps.append('%s can only take %s' % (w.prof.name, at_slots(p)))
                 for other in core:
                     if not any(other is f[0] for f in fixed):
                         opts[id(other)] = [q for q in opts[id(other)] if not q.overlaps(p)]
@@ -389,9 +394,9 @@ class _Planner:
         if pack([(w.cls, w.options()) for w in wants]) is None:
             raise self.fail(self.explain(wants))
         in_use = [gi for gi in existing if gpu.processes_on(gi.id)]
-        for gi in in_use:
-            if not any(self.compatible(gi, w) for w in wants):
-                raise self.fail(self.in_use_text(gi, wants))
+        lost = [self.in_use_text(gi, wants) for gi in in_use if not any(self.compatible(gi, w) for w in wants)]
+        if lost:
+            raise self.fail('; '.join(lost))
         best = self.search(existing, in_use, wants)
         if best is None:
             raise self.fail(self.blocked_text(existing, in_use, wants))
@@ -399,8 +404,8 @@ class _Planner:
 
     def in_use_text(self, gi: GpuInstance, wants: list[Want]) -> str:
         pids = _pids(p.pid for p in self.gpu.processes_on(gi.id))
-        base = ('GPU instance %d (%s at slots %s) has processes (PIDs %s) and would have to be destroyed'
-                % (gi.id, gi.profile, slots_text(gi.placement), pids))
+        base = ('GPU instance %d (%s at %s) has processes (PIDs %s) and would have to be destroyed'
+                % (gi.id, gi.profile, at_slots(gi.placement), pids))
         same = [w for w in wants if w.prof.id == gi.profile_id]
         if not same:
             return base + ': the layout has no %s instance that could keep it' % gi.profile
@@ -418,8 +423,8 @@ class _Planner:
             trial = [x for x in culprits if x is not gi]
             if self.search(trial, trial, wants, only_mandatory=True) is None:
                 culprits = trial
-        parts = ['GPU instance %d (%s at slots %s, PIDs %s)' % (gi.id, gi.profile, slots_text(gi.placement),
-                                                                   _pids(p.pid for p in self.gpu.processes_on(gi.id)))
+        parts = ['GPU instance %d (%s at %s, PIDs %s)'
+                 % (gi.id, gi.profile, at_slots(gi.placement), _pids(p.pid for p in self.gpu.processes_on(gi.id)))
                  for gi in culprits]
         legal = []
         for w in wants:
@@ -585,8 +590,8 @@ class _Planner:
             busy = [gi for gi in gpu.gpu_instances if gpu.processes_on(gi.id)]
             if busy:
                 raise self.fail('cannot disable MIG: %s' % '; '.join(
-                    'GPU instance %d (%s at slots %s) has processes (PIDs %s)'
-                    % (gi.id, gi.profile, slots_text(gi.placement), _pids(p.pid for p in gpu.processes_on(gi.id))) for gi in busy))
+                    'GPU instance %d (%s at %s) has processes (PIDs %s)'
+                    % (gi.id, gi.profile, at_slots(gi.placement), _pids(p.pid for p in gpu.processes_on(gi.id))) for gi in busy))
             for gi in gpu.gpu_instances:
                 for c in gi.compute_instances:
                     actions.append(Action('destroy', 'compute_instance', profile=c.profile, profile_id=c.profile_id, gi_id=gi.id,

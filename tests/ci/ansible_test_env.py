@@ -37,8 +37,8 @@ import sys
 
 ARGS = [arg for arg in sys.argv[1:] if arg not in ('--no-setuptools', '--no-wheel')]
 # ensurepip runs in its own process: it clears pip configuration variables in the process it runs in.
-subprocess.check_call([sys.executable, '-m', 'ensurepip', '--upgrade', '--default-pip'])
-subprocess.check_call([sys.executable, '-m', 'pip', 'install'] + ARGS)
+subprocess.check_call([sys.executable, '-m', 'ensurepip', '--upgrade', '--default-pip'], stdout=subprocess.DEVNULL)
+subprocess.check_call([sys.executable, '-m', 'pip', 'install', '--quiet'] + ARGS)
 '''
 
 # pip versions ansible-test may ask for; the installed ansible-test is searched for more.

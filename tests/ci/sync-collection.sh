@@ -36,3 +36,7 @@ else
       --exclude='*.tar.gz' --exclude=./.cache -cf - . \
     | tar -C "$dest" -xf -
 fi
+
+# ansible-test and ansible-lint list files through the nearest enclosing git work tree. Without
+# a repository of its own the copy would resolve to the checkout, whose .gitignore hides build/.
+git -C "$dest" init -q

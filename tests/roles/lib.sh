@@ -37,8 +37,9 @@ roletest_setup() {
     fi
     export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 ANSIBLE_RETRY_FILES_ENABLED=0
     export ANSIBLE_STDOUT_CALLBACK=default ANSIBLE_LOAD_CALLBACK_PLUGINS=0
-    export ANSIBLE_HOST_KEY_CHECKING=0 ANSIBLE_DEPRECATION_WARNINGS=0
-    export ANSIBLE_LOCAL_TEMP=$WORK/ansible-local ANSIBLE_CONFIG=/dev/null
+    export ANSIBLE_HOST_KEY_CHECKING=0 ANSIBLE_DEPRECATION_WARNINGS=0 ANSIBLE_PIPELINING=1
+    printf "[defaults]\n" >"$WORK/ansible.cfg"
+    export ANSIBLE_LOCAL_TEMP=$WORK/ansible-local ANSIBLE_CONFIG=$WORK/ansible.cfg
     log "collections: $ANSIBLE_COLLECTIONS_PATH; ansible: $(command -v ansible-playbook)"
 }
 

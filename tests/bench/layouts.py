@@ -1,0 +1,95 @@
+# Copyright (c) 2026 gpuops.mig contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Layout corpora of the benchmark: every valid GI-profile multiset of a GPU, and the maximal ones.
+
+A layout here is a multiset of GPU instance profiles, each GI holding one full-size compute
+instance (what mig-parted's ``mig-devices: {1g.10gb: 2, ...}`` means). *Valid* = the collection's
+planner accepts it on an empty MIG-enabled GPU (placement exists, instance caps, ``+me``/``+me.all``
+rules). *Maximal* = valid, and adding one more instance of any GI profile makes it invalid.
+Everything comes from the ``Gpu`` object read from (simulated) NVML: profiles, caps, placements.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.gpuops.mig.plugins.module_utils._model import DesiredGpu, DesiredInstance, Gpu, PlanError
+from ansible_collections.gpuops.mig.plugins.module_utils._planner import plan_gpu
+
+Layout = t.Tuple[t.Tuple[int, int], ...]     # ((GI profile ID, count), ...) in the GPU's profile order, counts > 0
+
+
+def ordered_profiles(gpu: Gpu) -> list[t.Any]:
+    """Profiles largest placement first (display and enumeration order)."""
+    return sorted(gpu.profiles, key=lambda p: (-p.placement_size, -p.slice_count, -p.memory_mib, p.name))
+
+
+def desired(gpu: Gpu, layout: Layout) -> DesiredGpu:
+    inst = tuple(DesiredInstance(profile_id=pid) for pid, n in layout for _ in range(n))
+    return DesiredGpu(index=gpu.index, mig_enabled=True, instances=inst)
+
+
+def feasible(gpu: Gpu, layout: Layout) -> bool:
+    try:
+        plan_gpu(gpu, desired(gpu, layout))
+        return True
+    except PlanError:
+        return False
+
+
+def valid_layouts(gpu: Gpu, exclude: t.Callable[[t.Any], bool] = lambda p: False) -> list[Layout]:
+    """Every non-empty valid multiset; counts bounded by instance caps and the slot count (pruning only)."""
+    profs = [p for p in ordered_profiles(gpu) if not exclude(p)]
+    slots = gpu.slot_count
+    out: list[Layout] = []
+
+    def rec(i: int, counts: list[int], used: int) -> None:
+        if i == len(profs):
+            lay = tuple((p.id, c) for p, c in zip(profs, counts) if c)
+            if lay and feasible(gpu, lay):
+                out.append(lay)
+            return
+        p = profs[i]
+        for c in range(p.instance_count + 1):
+            if used + c * p.placement_size > slots:
+                break
+            rec(i + 1, counts + [c], used + c * p.placement_size)
+
+    rec(0, [], 0)
+    return out
+
+
+def maximal_layouts(gpu: Gpu, valid: list[Layout], exclude: t.Callable[[t.Any], bool] = lambda p: False) -> list[Layout]:
+    valid_set = {frozenset(v) for v in valid}
+    out = []
+    for lay in valid:
+        counts = dict(lay)
+        grows = False
+        for p in gpu.profiles:
+            if exclude(p):
+                continue
+            bigger = dict(counts)
+            bigger[p.id] = bigger.get(p.id, 0) + 1
+            if frozenset(bigger.items()) in valid_set:
+                grows = True
+                break
+        if not grows:
+            out.append(lay)
+    return out
+
+
+def name(gpu: Gpu, layout: Layout) -> str:
+    parts = []
+    for pid, n in layout:
+        pname = t.cast(t.Any, gpu.profile_by_id(pid)).name
+        parts.append(pname if n == 1 else '%dx %s' % (n, pname))
+    return ' + '.join(parts)
+
+
+def mig_devices(gpu: Gpu, layout: Layout) -> dict[str, int]:
+    return {t.cast(t.Any, gpu.profile_by_id(pid)).name: n for pid, n in layout}
+
+
+def compute_slices(gpu: Gpu, layout: Layout) -> int:
+    return sum(t.cast(t.Any, gpu.profile_by_id(pid)).slice_count * n for pid, n in layout)

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Read-only MIG check on a real GPU host: nvidia-smi's view and gpuops.mig's view, side by side.
+# Usage: tests/hardware/run.sh OUTDIR
+# Changes nothing on the GPU: only nvidia-smi queries, mig_info, and mig_layout in check mode.
+# Needs: python3 with nvidia-ml-py and ansible-core (on a bare GPU host, pass wheels in WHEELS_DIR).
+set -euo pipefail
+out=${1:?usage: run.sh OUTDIR}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+if [ -n "${WHEELS_DIR:-}" ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$work/site" "$WHEELS_DIR"/*.whl
+    export PYTHONPATH="$work/site${PYTHONPATH:+:$PYTHONPATH}"
+    export PATH="$work/site/bin:$PATH"
+fi
+
+# nvidia-smi's view (read-only queries)
+nvidia-smi -q > "$out/smi_q.txt"
+nvidia-smi mig -lgip > "$out/lgip.txt"
+nvidia-smi mig -lgipp > "$out/lgipp.txt"
+nvidia-smi -L > "$out/smi_L.txt"
+
+# The collection, at the path Ansible expects
+mkdir -p "$work/ac/ansible_collections/gpuops"
+cp -a "$repo" "$work/ac/ansible_collections/gpuops/mig"
+rm -rf "$work/ac/ansible_collections/gpuops/mig/.git" "$work/ac/ansible_collections/gpuops/mig/.whl"
+
+export ANSIBLE_COLLECTIONS_PATH="$work/ac" ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false
+export OUT_DIR="$out" ANSIBLE_PYTHON_INTERPRETER="$(command -v python3)"
+if command -v ansible-playbook >/dev/null 2>&1; then
+    ansible-playbook -i localhost, -c local "$repo/tests/hardware/read_only.yml" | tee "$out/playbook.log"
+else
+    python3 -c 'import sys; from ansible.cli.playbook import main; sys.argv[0] = "ansible-playbook"; sys.exit(main())' \
+        -i localhost, -c local "$repo/tests/hardware/read_only.yml" | tee "$out/playbook.log"
+fi
+
+python3 "$repo/tests/hardware/compare.py" "$out" | tee "$out/compare.txt"

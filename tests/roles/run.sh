@@ -1,0 +1,388 @@
+#!/usr/bin/env bash
+# Role tests for gpuops.mig: container_toolkit in a Debian 12 rootfs (chroot tier and
+# systemd-nspawn tier) against a signed apt repository of stand-in packages on 127.0.0.1,
+# then the preflight tests (tests/roles/preflight.sh).
+#
+# Environment:
+#   GPUOPS_COLLECTIONS_PATH  collections path that holds ansible_collections/gpuops/mig
+#                            (default: a fresh copy of this checkout under a temp dir)
+#   ROLETEST_CACHE           cache for the debootstrap rootfs (default /var/tmp/gpuops-roletest)
+#   ROLETEST_MIRROR          Debian mirror for debootstrap (default: the one apt on this host uses)
+#   ROLETEST_TIERS           tiers to run (default "chroot nspawn preflight")
+#   ROLETEST_KEEP            keep the temp dir (rootfs copies, logs)
+# Needs root, debootstrap, dpkg-deb, dpkg-scanpackages, gpg, python3; systemd-nspawn and
+# nsenter for the nspawn tier.
+set -euo pipefail
+
+# shellcheck source=tests/roles/lib.sh
+source "$(dirname "$0")/lib.sh"
+HERE=$ROLETEST_HERE
+CACHE=${ROLETEST_CACHE:-/var/tmp/gpuops-roletest}
+TIERS=${ROLETEST_TIERS:-chroot nspawn preflight}
+SUITE=bookworm
+VERSIONS=(1.19.0-1 1.20.0-1)
+PACKAGES=(nvidia-container-toolkit nvidia-container-toolkit-base libnvidia-container-tools libnvidia-container1)
+ARCH=$(dpkg --print-architecture)
+
+[[ $(id -u) -eq 0 ]] || { echo "run.sh needs root (debootstrap, chroot, mounts)" >&2; exit 2; }
+
+# The Debian mirror apt on this machine uses (deb822 URIs: or one-line deb).
+host_mirror() {
+    local f uri
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [[ -f $f ]] || continue
+        uri=$(awk '/^URIs:/ {u = $2} /^Suites:/ && u && $0 ~ /(^| )'"$SUITE"'( |$)/ {print u; exit}' "$f")
+        [[ -n $uri ]] && { echo "$uri"; return; }
+    done
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [[ -f $f ]] || continue
+        uri=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { if ($(i + 1) == "'"$SUITE"'") { print $i; exit } } }' "$f")
+        [[ -n $uri ]] && { echo "$uri"; return; }
+    done
+    return 1
+}
+
+# Debian 12 minbase rootfs, built once and cached; each tier works on its own copy.
+ensure_base_rootfs() {
+    BASE=$CACHE/rootfs-$SUITE
+    if [[ -f $BASE/.gpuops-complete ]]; then
+        log "reusing cached rootfs $BASE"
+        return
+    fi
+    local mirror=${ROLETEST_MIRROR:-}
+    [[ -n $mirror ]] || mirror=$(host_mirror) || { echo "no Debian $SUITE mirror in apt sources; set ROLETEST_MIRROR" >&2; exit 2; }
+    log "debootstrap $SUITE from $mirror into $BASE (once)"
+    mkdir -p "$CACHE"
+    rm -rf "$BASE.tmp"
+    debootstrap --variant=minbase --include=python3,python3-apt,ca-certificates,systemd,systemd-sysv,dbus \
+        "$SUITE" "$BASE.tmp" "$mirror" >"$CACHE/debootstrap.log" 2>&1 \
+        || { tail -20 "$CACHE/debootstrap.log"; exit 2; }
+    touch "$BASE.tmp/.gpuops-complete"
+    rm -rf "$BASE" && mv "$BASE.tmp" "$BASE"
+}
+
+# Fresh copy of the base rootfs, offline apt sources, optional chroot mounts.
+new_rootfs() {
+    local dest=$1 mounts=$2
+    cp -a "$BASE" "$dest"
+    rm -f "$dest/etc/apt/sources.list" "$dest"/etc/apt/sources.list.d/*
+    rm -rf "$dest"/var/lib/apt/lists/*
+    cp /etc/resolv.conf "$dest/etc/resolv.conf" 2>/dev/null || true
+    if [[ $mounts == mounts ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$dest/usr/sbin/policy-rc.d"
+        chmod 755 "$dest/usr/sbin/policy-rc.d"
+        mount -t proc proc "$dest/proc" && on_exit "umount -l '$dest/proc'"
+        mount --bind /dev "$dest/dev" && on_exit "umount -l '$dest/dev'"
+        mount --bind /dev/pts "$dest/dev/pts" && on_exit "umount -l '$dest/dev/pts'"
+    fi
+}
+
+# Stand-in toolkit packages at two versions in a signed flat repository:
+#   $REPO/gpgkey, $REPO/deb/$ARCH/{InRelease,Release,Packages,*.deb}
+build_repo() {
+    REPO=$WORK/repo
+    local pool=$REPO/deb/$ARCH v p d upstream
+    mkdir -p "$pool"
+    for v in "${VERSIONS[@]}"; do
+        upstream=${v%-*}
+        for p in "${PACKAGES[@]}"; do
+            d=$WORK/pkg/$p-$v
+            mkdir -p "$d/DEBIAN" "$d/usr/share/doc/$p"
+            echo "Stand-in $p $v for gpuops.mig role tests." >"$d/usr/share/doc/$p/README.stand-in"
+            local deps=""
+            case $p in
+                nvidia-container-toolkit) deps="nvidia-container-toolkit-base (= $v), libnvidia-container-tools (= $v)" ;;
+                libnvidia-container-tools) deps="libnvidia-container1 (= $v)" ;;
+                nvidia-container-toolkit-base)
+                    install -D -m 755 /dev/null "$d/usr/bin/nvidia-ctk"
+                    sed "s/@VERSION@/$upstream/" "$HERE/fixtures/nvidia-ctk" >"$d/usr/bin/nvidia-ctk"
+                    install -D -m 644 "$HERE/fixtures/nvidia-cdi-refresh.path" "$d/lib/systemd/system/nvidia-cdi-refresh.path"
+                    install -D -m 644 "$HERE/fixtures/nvidia-cdi-refresh.service" "$d/lib/systemd/system/nvidia-cdi-refresh.service"
+                    ;;
+            esac
+            {
+                echo "Package: $p"
+                echo "Version: $v"
+                echo "Architecture: $ARCH"
+                echo "Maintainer: gpuops.mig role tests <roletest@localhost>"
+                [[ -n $deps ]] && echo "Depends: $deps"
+                echo "Description: stand-in $p for role tests"
+            } >"$d/DEBIAN/control"
+            dpkg-deb --root-owner-group -Zgzip -b "$d" "$pool/${p}_${v}_$ARCH.deb" >/dev/null
+        done
+    done
+    (cd "$pool" && dpkg-scanpackages --multiversion . /dev/null 2>/dev/null >Packages && gzip -9kf Packages)
+    {
+        echo "Origin: gpuops-roletest"
+        echo "Label: gpuops-roletest"
+        echo "Date: $(LC_ALL=C date -Ru)"
+        echo "SHA256:"
+        for f in Packages Packages.gz; do
+            printf ' %s %s %s\n' "$(sha256sum "$pool/$f" | cut -d' ' -f1)" "$(stat -c %s "$pool/$f")" "$f"
+        done
+    } >"$pool/Release"
+    export GNUPGHOME=$WORK/gnupg
+    mkdir -m 700 "$GNUPGHOME"
+    gpg --batch --quiet --passphrase '' --quick-gen-key 'gpuops roletest <roletest@localhost>' ed25519 sign 1d 2>/dev/null
+    gpg --batch --quiet --armor --export >"$REPO/gpgkey"
+    gpg --batch --quiet --yes --clearsign -o "$pool/InRelease" "$pool/Release"
+    gpg --batch --quiet --yes --armor --detach-sign -o "$pool/Release.gpg" "$pool/Release"
+    log "signed repo with ${#VERSIONS[@]} versions x ${#PACKAGES[@]} packages in $REPO"
+}
+
+start_repo_server() {
+    PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    timeout 3600 python3 -m http.server --bind 127.0.0.1 --directory "$REPO" "$PORT" >"$WORK/logs/http.log" 2>&1 &
+    local pid=$!
+    on_exit "kill $pid 2>/dev/null"
+    local i
+    for i in $(seq 50); do
+        python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/gpgkey')" 2>/dev/null && break
+        sleep 0.1
+    done
+    REPO_URL="http://127.0.0.1:$PORT"
+    log "repository served at $REPO_URL (pid $pid)"
+}
+
+# Extra-vars file for the container_toolkit role.
+ct_vars() {
+    local file=$WORK/$1.vars.yml; shift
+    {
+        echo "container_toolkit_apt_repo_url: '$REPO_URL/deb/\$(ARCH)'"
+        echo "container_toolkit_apt_key_url: '$REPO_URL/gpgkey'"
+        local kv
+        for kv in "$@"; do echo "$kv"; done
+    } >"$file"
+    echo "$file"
+}
+
+ct_play() { # ct_play LABEL EXPECT INVENTORY VARS [extra args]
+    local label=$1 expect=$2 inv=$3 vars=$4; shift 4
+    play "$label" "$expect" -i "$inv" "$HERE/playbooks/container_toolkit.yml" -e "@$vars" "$@"
+}
+
+pkg_versions_are() { # pkg_versions_are ROOTFS VERSION
+    local p v
+    for p in "${PACKAGES[@]}"; do
+        v=$(chroot "$1" dpkg-query -W -f '${Version}' "$p")
+        [[ $v == "$2" ]] || { echo "$p is $v, want $2"; return 1; }
+    done
+}
+json_check() { # json_check FILE PYTHON-EXPR (d = parsed JSON)
+    python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)' "$1" "$2" \
+        || { echo "$1: $2 is false:"; cat "$1"; return 1; }
+}
+file_mode_is() { [[ $(stat -c %a "$1") == "$2" ]] || { echo "$1 mode $(stat -c %a "$1") != $2"; return 1; }; }
+real_runs_are() { # real_runs_are ROOTFS RUNTIME N: non-dry-run `runtime configure` calls logged by the stub
+    local n
+    n=$(grep -E "^runtime configure --runtime=$2( |\$)" "$1/var/log/nvidia-ctk-stub.log" | grep -cv -- '--dry-run' || true)
+    [[ $n -eq $3 ]] || { echo "$n real runs of nvidia-ctk runtime configure --runtime=$2, want $3"; return 1; }
+}
+same_file() { cmp "$1" "$2"; }
+no_drift_on_upgrade() { # apt-get upgrade (simulated) must not touch the pinned packages
+    local out
+    out=$(chroot "$1" apt-get -s -o Debug::NoLocking=1 upgrade 2>&1)
+    ! grep -E '^Inst (nvidia|libnvidia)' <<<"$out" || { echo "$out"; return 1; }
+}
+candidate_is() { # apt-cache policy candidate for every package
+    local p c
+    for p in "${PACKAGES[@]}"; do
+        c=$(chroot "$1" apt-cache policy "$p" | awk '/Candidate:/ {print $2}')
+        [[ $c == "$2" ]] || { echo "$p candidate $c, want $2"; return 1; }
+    done
+}
+count_lines() { [[ $(grep -Ec -- "$2" "$1" 2>/dev/null || true) -eq $3 ]] || { echo "$1: $(grep -Ec -- "$2" "$1" || true) lines match '$2', want $3"; return 1; }; }
+
+tier_chroot() {
+    log "== chroot tier (community.general.chroot)"
+    local R=$WORK/chroot
+    new_rootfs "$R" mounts
+    local inv="$WORK/chroot.ini"
+    printf '[targets]\nrootfs ansible_connection=community.general.chroot ansible_host=%s ansible_python_interpreter=/usr/bin/python3\n' "$R" >"$inv"
+    # A user's daemon.json with keys of its own and restrictive mode, a containerd config
+    # with content of its own: both must survive.
+    mkdir -p "$R/etc/docker" "$R/etc/containerd"
+    printf '{\n  "data-root": "/srv/docker",\n  "log-opts": {"max-size": "10m"}\n}\n' >"$R/etc/docker/daemon.json"
+    chmod 600 "$R/etc/docker/daemon.json"
+    printf 'version = 2\n\n[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "pause:3.9"\n' >"$R/etc/containerd/config.toml"
+    local all="container_toolkit_runtimes: [docker, containerd, crio]"
+    local v119 v120 vdef
+    v119=$(ct_vars c119 "$all" "container_toolkit_version: 1.19.0-1")
+    v120=$(ct_vars c120 "$all")
+    vdef=$(ct_vars cdef "$all" "container_toolkit_set_as_default: true")
+
+    log "-- scenario: pinned 1.19.0-1, three runtimes"
+    ct_play chroot-converge-1.19 changed "$inv" "$v119"
+    check "packages at 1.19.0-1" pkg_versions_are "$R" 1.19.0-1
+    check "keyring in /etc/apt/keyrings equals the served key" same_file "$R/etc/apt/keyrings/nvidia-container-toolkit.asc" "$REPO/gpgkey"
+    check "keyring mode 0644" file_mode_is "$R/etc/apt/keyrings/nvidia-container-toolkit.asc" 644
+    check "deb822 source with Signed-By" grep -qx 'Signed-By: /etc/apt/keyrings/nvidia-container-toolkit.asc' "$R/etc/apt/sources.list.d/nvidia-container-toolkit.sources"
+    check "deb822 source URI" grep -qF "URIs: $REPO_URL/deb/\$(ARCH)" "$R/etc/apt/sources.list.d/nvidia-container-toolkit.sources"
+    check "no key in the legacy trusted keyrings" bash -c "! ls '$R'/etc/apt/trusted.gpg.d/ 2>/dev/null | grep -qi nvidia && [[ ! -e '$R/etc/apt/trusted.gpg' ]]"
+    check "apt pin at 1.19.0-1, priority 1001" grep -Pzq 'Pin: version 1\.19\.0-1\nPin-Priority: 1001' "$R/etc/apt/preferences.d/nvidia-container-toolkit.pref"
+    check "candidate stays 1.19.0-1 while 1.20.0-1 is available" candidate_is "$R" 1.19.0-1
+    check "apt-get upgrade does not move the pinned packages" no_drift_on_upgrade "$R"
+    check "daemon.json has the nvidia runtime" json_check "$R/etc/docker/daemon.json" 'd["runtimes"]["nvidia"]["path"] == "nvidia-container-runtime"'
+    check "daemon.json keeps the user's keys" json_check "$R/etc/docker/daemon.json" 'd["data-root"] == "/srv/docker" and d["log-opts"] == {"max-size": "10m"}'
+    check "daemon.json: no default-runtime unless asked" json_check "$R/etc/docker/daemon.json" '"default-runtime" not in d'
+    check "daemon.json keeps mode 0600" file_mode_is "$R/etc/docker/daemon.json" 600
+    check "containerd drop-in written" grep -q 'containerd.runtimes.nvidia' "$R/etc/containerd/conf.d/99-nvidia.toml"
+    check "containerd config imports conf.d" grep -qF 'imports = ["/etc/containerd/conf.d/*.toml"]' "$R/etc/containerd/config.toml"
+    check "containerd config keeps the user's content" grep -qF 'sandbox_image = "pause:3.9"' "$R/etc/containerd/config.toml"
+    check "crio drop-in written" grep -q 'crio.runtime.runtimes.nvidia' "$R/etc/crio/crio.conf.d/99-nvidia.toml"
+    check "CDI spec at /var/run/cdi/nvidia.yaml" grep -q 'kind: nvidia.com/gpu' "$R/run/cdi/nvidia.yaml"
+    check "nvidia-cdi-refresh.path enabled" test -L "$R/etc/systemd/system/multi-user.target.wants/nvidia-cdi-refresh.path"
+    check "nvidia-cdi-refresh.service enabled" test -L "$R/etc/systemd/system/multi-user.target.wants/nvidia-cdi-refresh.service"
+    check "containerd imports written by nvidia-ctk exactly once" real_runs_are "$R" containerd 1
+    check "docker configured through dry runs only" real_runs_are "$R" docker 0
+    check "nvidia-ctk reports 1.19.0" bash -c "chroot '$R' nvidia-ctk --version | grep -q 'version 1.19.0'"
+
+    ct_play chroot-idempotence-1.19 0 "$inv" "$v119"
+    ct_play chroot-check-diff-1.19 0 "$inv" "$v119" --check --diff
+
+    log "-- scenario: upgrade to the default 1.20.0-1"
+    ct_play chroot-upgrade-1.20 changed "$inv" "$v120"
+    check "packages at 1.20.0-1" pkg_versions_are "$R" 1.20.0-1
+    check "apt pin moved to 1.20.0-1" grep -q 'Pin: version 1.20.0-1' "$R/etc/apt/preferences.d/nvidia-container-toolkit.pref"
+    check "nvidia-ctk reports 1.20.0" bash -c "chroot '$R' nvidia-ctk --version | grep -q 'version 1.20.0'"
+    ct_play chroot-idempotence-1.20 0 "$inv" "$v120"
+    ct_play chroot-check-diff-1.20 0 "$inv" "$v120" --check --diff
+
+    log "-- scenario: pinned downgrade back to 1.19.0-1"
+    ct_play chroot-downgrade-1.19 changed "$inv" "$v119"
+    check "packages back at 1.19.0-1" pkg_versions_are "$R" 1.19.0-1
+    ct_play chroot-upgrade-again-1.20 changed "$inv" "$v120"
+
+    log "-- scenario: a user reformats daemon.json and adds a key"
+    python3 - "$R/etc/docker/daemon.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); d["debug"] = True
+open(sys.argv[1], "w").write(json.dumps(d, separators=(",", ":")))
+PY
+    cp -p "$R/etc/docker/daemon.json" "$WORK/daemon.user.json"
+    ct_play chroot-user-edit-kept 0 "$inv" "$v120"
+    check "reformatted daemon.json left byte-for-byte alone" same_file "$R/etc/docker/daemon.json" "$WORK/daemon.user.json"
+
+    log "-- scenario: set the NVIDIA runtime as default"
+    ct_play chroot-default-check changed "$inv" "$vdef" --check --diff
+    check "check mode did not write daemon.json" same_file "$R/etc/docker/daemon.json" "$WORK/daemon.user.json"
+    log_has "diff shows default-runtime" '^\+.*"default-runtime": "nvidia"'
+    ct_play chroot-default changed "$inv" "$vdef"
+    check "daemon.json default-runtime nvidia, user keys kept" json_check "$R/etc/docker/daemon.json" 'd["default-runtime"] == "nvidia" and d["debug"] is True and d["data-root"] == "/srv/docker"'
+    check "containerd drop-in sets the default runtime" grep -q 'default_runtime_name = "nvidia"' "$R/etc/containerd/conf.d/99-nvidia.toml"
+    ct_play chroot-default-idempotence 0 "$inv" "$vdef"
+
+    log "-- scenario: a bad runtime name is rejected by the argument spec"
+    local vbad
+    vbad=$(ct_vars cbad "container_toolkit_runtimes: [dockerd]")
+    ct_play chroot-bad-runtime fail "$inv" "$vbad"
+    log_has "argument spec names the bad value" 'dockerd'
+}
+
+nspawn_pid_of_init() { # the container's PID 1 as seen from the host: a child systemd of nspawn
+    local p
+    for p in $(pgrep -P "$1" 2>/dev/null); do
+        if [[ $(cat "/proc/$p/comm" 2>/dev/null) == systemd ]]; then echo "$p"; return 0; fi
+        nspawn_pid_of_init "$p" && return 0
+    done
+    return 1
+}
+
+tier_nspawn() {
+    log "== nspawn tier (systemd-nspawn -b + community.docker.nsenter)"
+    command -v systemd-nspawn >/dev/null || { fail "nspawn tier: systemd-nspawn not installed (apt-get install systemd-container)"; return; }
+    local R=$WORK/nspawn
+    new_rootfs "$R" nomounts
+    local n
+    for n in docker containerd; do
+        sed "s/@NAME@/$n/g" "$HERE/fixtures/fake-runtime.service.in" >"$R/etc/systemd/system/$n.service"
+        ln -sf "/etc/systemd/system/$n.service" "$R/etc/systemd/system/multi-user.target.wants/$n.service"
+    done
+    ln -sf /dev/null "$R/etc/systemd/system/systemd-networkd.service"
+    echo gpuops-nspawn >"$R/etc/hostname"
+    systemd-nspawn -b -q --register=no --keep-unit -D "$R" >"$WORK/logs/nspawn-console.log" 2>&1 </dev/null &
+    local nspawn=$!
+    on_exit "nspawn_stop $nspawn"
+    local init="" i state=""
+    for i in $(seq 120); do
+        init=$(nspawn_pid_of_init "$nspawn" || true)
+        if [[ -n $init ]]; then
+            state=$(nsenter -t "$init" -a systemctl is-system-running 2>/dev/null || true)
+            [[ $state == running || $state == degraded ]] && break
+        fi
+        kill -0 "$nspawn" 2>/dev/null || break
+        sleep 0.5
+    done
+    if [[ $state != running && $state != degraded ]]; then
+        fail "nspawn container booted (state '${state:-none}')" "console: $(tail -5 "$WORK/logs/nspawn-console.log" | tr '\n' ' ')"
+        return
+    fi
+    pass "nspawn container booted systemd (state $state, init pid $init)"
+    local inv="$WORK/nspawn.ini"
+    printf '[targets]\nnspawn ansible_connection=community.docker.nsenter ansible_nsenter_pid=%s ansible_python_interpreter=/usr/bin/python3\n' "$init" >"$inv"
+    local v1 v2
+    v1=$(ct_vars n1 "container_toolkit_runtimes: [docker, containerd]")
+    check "stand-in runtimes started once at boot" bash -c "[[ \$(wc -l <'$R/var/log/fake-docker.starts') -eq 1 && \$(wc -l <'$R/var/log/fake-containerd.starts') -eq 1 ]]"
+
+    ct_play nspawn-converge changed "$inv" "$v1"
+    log_has "handler restarted docker" 'RUNNING HANDLER \[gpuops.mig.container_toolkit : Restart docker'
+    check "docker restarted once by the handler" count_lines "$R/var/log/fake-docker.starts" start 2
+    check "containerd restarted once by the handler" count_lines "$R/var/log/fake-containerd.starts" start 2
+    check "nvidia-cdi-refresh.path enabled" bash -c "[[ \$(nsenter -t $init -a systemctl is-enabled nvidia-cdi-refresh.path) == enabled ]]"
+    check "nvidia-cdi-refresh.path active" bash -c "[[ \$(nsenter -t $init -a systemctl is-active nvidia-cdi-refresh.path) == active ]]"
+    check "nvidia-cdi-refresh.service enabled" bash -c "[[ \$(nsenter -t $init -a systemctl is-enabled nvidia-cdi-refresh.service) == enabled ]]"
+    check "CDI spec in the container's /var/run/cdi" bash -c "nsenter -t $init -a cat /var/run/cdi/nvidia.yaml | grep -q 'kind: nvidia.com/gpu'"
+
+    ct_play nspawn-idempotence 0 "$inv" "$v1"
+    check "no restart without a change (docker)" count_lines "$R/var/log/fake-docker.starts" start 2
+    check "no restart without a change (containerd)" count_lines "$R/var/log/fake-containerd.starts" start 2
+    ct_play nspawn-check-diff 0 "$inv" "$v1" --check --diff
+
+    # Someone drops the nvidia runtime from daemon.json: only docker is reconfigured and restarted.
+    python3 -c 'import json, sys; p = sys.argv[1]; d = json.load(open(p)); d["runtimes"].pop("nvidia"); open(p, "w").write(json.dumps(d))' "$R/etc/docker/daemon.json"
+    ct_play nspawn-docker-drift changed "$inv" "$v1"
+    check "docker restarted after its config changed" count_lines "$R/var/log/fake-docker.starts" start 3
+    check "containerd not restarted (its config did not change)" count_lines "$R/var/log/fake-containerd.starts" start 2
+
+    v2=$(ct_vars n2 "container_toolkit_runtimes: [docker, containerd]" "container_toolkit_restart_runtimes: false" "container_toolkit_runtime_enable_cdi: true")
+    ct_play nspawn-no-restart changed "$inv" "$v2"
+    check "restart toggle off: docker not restarted" count_lines "$R/var/log/fake-docker.starts" start 3
+    check "restart toggle off: containerd not restarted" count_lines "$R/var/log/fake-containerd.starts" start 2
+    check "docker CDI feature enabled" json_check "$R/etc/docker/daemon.json" 'd["features"]["cdi"] is True'
+}
+
+nspawn_stop() {
+    local pid=$1 i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 40); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.25; done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+main() {
+    local t0=$SECONDS
+    roletest_setup
+    if [[ " $TIERS " == *" chroot "* || " $TIERS " == *" nspawn "* ]]; then
+        ensure_base_rootfs
+        build_repo
+        start_repo_server
+    fi
+    local t
+    for t in $TIERS; do
+        local ts=$SECONDS
+        case $t in
+            chroot) tier_chroot ;;
+            nspawn) tier_nspawn ;;
+            preflight)
+                log "== preflight tier (tests/roles/preflight.sh)"
+                if ROLETEST_NESTED=1 "$HERE/preflight.sh"; then pass "preflight.sh"; else fail "preflight.sh (see its output above)"; fi
+                ;;
+            *) echo "unknown tier $t" >&2; exit 2 ;;
+        esac
+        log "tier $t took $((SECONDS - ts))s"
+    done
+    log "total $((SECONDS - t0))s"
+    roletest_summary
+}
+
+main "$@"
