@@ -93,3 +93,63 @@ def mig_devices(gpu: Gpu, layout: Layout) -> dict[str, int]:
 
 def compute_slices(gpu: Gpu, layout: Layout) -> int:
     return sum(t.cast(t.Any, gpu.profile_by_id(pid)).slice_count * n for pid, n in layout)
+
+
+def layout_of(gpu: Gpu, profile_ids: t.Iterable[int]) -> Layout:
+    """The multiset of ``profile_ids`` in the canonical form ``valid_layouts`` uses."""
+    counts: dict[int, int] = {}
+    for pid in profile_ids:
+        counts[pid] = counts.get(pid, 0) + 1
+    return tuple((p.id, counts[p.id]) for p in ordered_profiles(gpu) if counts.get(p.id))
+
+
+PlacedLayout = t.Tuple[t.Tuple[int, t.Any], ...]    # ((GI profile ID, Placement), ...) sorted by start
+
+
+def placed_feasible(gpu: Gpu, items: t.Sequence[tuple[int, t.Any]]) -> bool:
+    inst = tuple(DesiredInstance(profile_id=pid, placement_start=pl.start) for pid, pl in items)
+    try:
+        plan_gpu(gpu, DesiredGpu(index=gpu.index, mig_enabled=True, instances=inst))
+        return True
+    except PlanError:
+        return False
+
+
+def maximal_placed_layouts(gpu: Gpu) -> list[PlacedLayout]:
+    """Every placed layout (GI profile at a legal start) to which no instance of any profile can be added.
+
+    Fragmented ones included (e.g. 1g at slot 1 alone in the left half). Feasibility of each step is
+    the planner's, with the placements declared.
+    """
+    cands = sorted(((p.id, pl) for p in gpu.profiles for pl in p.placements), key=lambda c: (c[1].start, c[1].size, c[0]))
+    memo: dict[frozenset, bool] = {}
+    seen: set[frozenset] = set()
+    out: list[PlacedLayout] = []
+
+    def ok(items: list[tuple[int, t.Any]]) -> bool:
+        key = frozenset(items)
+        if key not in memo:
+            memo[key] = placed_feasible(gpu, sorted(items, key=lambda c: c[1].start))
+        return memo[key]
+
+    def rec(items: list[tuple[int, t.Any]]) -> None:
+        key = frozenset(items)
+        if key in seen:
+            return
+        seen.add(key)
+        grown = False
+        for c in cands:
+            if c in key or any(c[1].overlaps(x[1]) for x in items):
+                continue
+            if ok(items + [c]):
+                grown = True
+                rec(items + [c])
+        if not grown and items:
+            out.append(tuple(sorted(items, key=lambda c: c[1].start)))
+
+    rec([])
+    return sorted(out, key=lambda lay: [(pl.start, pid) for pid, pl in lay])
+
+
+def placed_name(gpu: Gpu, items: PlacedLayout) -> str:
+    return ' + '.join('%s@%d' % (t.cast(t.Any, gpu.profile_by_id(pid)).name, pl.start) for pid, pl in items)

@@ -21,7 +21,7 @@ fi
 nvidia-smi -q > "$out/smi_q.txt"
 nvidia-smi mig -lgip > "$out/lgip.txt"
 nvidia-smi mig -lgipp > "$out/lgipp.txt"
-nvidia-smi -L > "$out/smi_L.txt"
+nvidia-smi --query-gpu=index,uuid,mig.mode.current,mig.mode.pending --format=csv,noheader > "$work/mode_before.csv"
 
 # The collection, at the path Ansible expects
 mkdir -p "$work/ac/ansible_collections/gpuops"
@@ -29,12 +29,22 @@ cp -a "$repo" "$work/ac/ansible_collections/gpuops/mig"
 rm -rf "$work/ac/ansible_collections/gpuops/mig/.git" "$work/ac/ansible_collections/gpuops/mig/.whl"
 
 export ANSIBLE_COLLECTIONS_PATH="$work/ac" ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false
-export OUT_DIR="$out" ANSIBLE_PYTHON_INTERPRETER="$(command -v python3)"
+export OUT_DIR="$out" LOCK_FILE="$work/gpuops-mig.lock" ANSIBLE_PYTHON_INTERPRETER="$(command -v python3)"
 if command -v ansible-playbook >/dev/null 2>&1; then
     ansible-playbook -i localhost, -c local "$repo/tests/hardware/read_only.yml" | tee "$out/playbook.log"
 else
     python3 -c 'import sys; from ansible.cli.playbook import main; sys.argv[0] = "ansible-playbook"; sys.exit(main())' \
         -i localhost, -c local "$repo/tests/hardware/read_only.yml" | tee "$out/playbook.log"
 fi
+
+# Nothing changed: MIG mode and MIG devices are as they were before the run.
+nvidia-smi --query-gpu=index,uuid,mig.mode.current,mig.mode.pending --format=csv,noheader > "$work/mode_after.csv"
+{
+    echo "MIG mode before: $(tr '\n' ';' < "$work/mode_before.csv")"
+    echo "MIG mode after:  $(tr '\n' ';' < "$work/mode_after.csv")"
+    nvidia-smi -L
+} > "$out/smi_after.txt"
+cmp -s "$work/mode_before.csv" "$work/mode_after.csv" || { echo "FAIL: MIG mode changed during the run" >&2; exit 1; }
+if nvidia-smi -L | grep -q "MIG "; then echo "note: MIG devices exist on this GPU (they existed before; nothing here creates them)"; fi
 
 python3 "$repo/tests/hardware/compare.py" "$out" | tee "$out/compare.txt"

@@ -64,7 +64,7 @@ main() {
     pf ok-h100-l40s 0 "h100-80gb:2,l40s:1 580.159.04"
     log_has "summary names the driver" 'gpuhost: driver 580\.159\.04, CUDA'
     log_has "summary lists the non-MIG GPU" 'GPU 2 NVIDIA L40S \(Ada Lovelace, no MIG family\): not MIG capable'
-    check "fact gpuops_mig_preflight has families and capability" python3 - "$PLAY_LOG" <<'PY'
+    check "fact preflight_result has families and capability" python3 - "$PLAY_LOG" <<'PY'
 import json, re, sys
 line = next(l for l in open(sys.argv[1]) if 'PREFLIGHT_FACT' in l)
 fact = json.loads(re.search(r'PREFLIGHT_FACT (\{.*\})', line.replace('\\"', '"')).group(1))
@@ -77,38 +77,40 @@ PY
 
     log "== preflight: NVML not usable"
     pf no-lib fail nolib
-    log_has "no libnvidia-ml: names host and fix" 'gpuhost: cannot read the NVIDIA driver through NVML: libnvidia-ml.so.1 was not found.*Fix: install an NVIDIA datacenter driver'
+    log_has "no libnvidia-ml: names host and fix" 'gpuhost: cannot read the NVIDIA driver through NVML: .*libnvidia-ml\.so\.1 was not found.*Fix: install an NVIDIA datacenter driver'
     pf not-loaded fail "notloaded h100-80gb:1 580.159.04"
     log_has "driver not loaded: fix is modprobe" 'gpuhost: cannot read .*not loaded.*Fix: load the NVIDIA kernel module \(modprobe nvidia\)'
     (
         local state=$WORK/nopynvml.json
         "$MIGSIM" init "$state" --gpus h100-80gb:1 --driver 580.159.04 >/dev/null
         eval "$("$MIGSIM" env "$state")"
-        SYSPY=$(command -v python3)
+        # A bare venv: a Python that certainly has no pynvml.
+        python3 -m venv --without-pip "$WORK/nopynvml-venv" >/dev/null
+        SYSPY=$WORK/nopynvml-venv/bin/python
         if "$SYSPY" -c 'import pynvml' 2>/dev/null; then exit 3; fi
         ansible-playbook -i "$INV" -e "ansible_python_interpreter=$SYSPY" "$HERE/playbooks/preflight.yml" >"$WORK/logs/no-pynvml.log" 2>&1 && exit 1 || exit 0
     ) && rc=0 || rc=$?
     PLAY_LOG=$WORK/logs/no-pynvml.log
     case $rc in
         0) pass "no-pynvml (expect fail)"; log_has "no pynvml: fix names nvidia-ml-py" 'gpuhost: cannot read .*pynvml.*Fix: install the NVML Python bindings \(package nvidia-ml-py' ;;
-        3) log "   (system python3 has pynvml; no-pynvml case not applicable)" ;;
+        3) log "   (the bare venv imports pynvml; no-pynvml case not applicable)" ;;
         *) fail "no-pynvml (expect fail)" "log: $PLAY_LOG" ;;
     esac
 
     log "== preflight: driver older than the MIG minimum, per family"
     local model drv fam min
-    while read -r model drv fam min; do
+    while read -r model drv min fam; do
         pf "old-driver-$model" fail "$model:1 $drv"
         log_has "$model on $drv: too old for $fam" "gpuhost: GPU 0 \\(.*, $fam family\\): driver ${drv//./\\.} is older than ${min//./\\.}, the minimum for MIG.*Fix: install NVIDIA driver R"
     done <<'CASES'
-a100-40gb 450.66 A100 450.80.02
-a100-80gb 418.87.01 A100 450.80.02
-a30-24gb 460.32.03 A30 460.73.01
-h100-80gb 525.60.13 H100 525.85.12
-h100-94gb 520.61.05 H100 525.85.12
-h200-141gb 550.54.15 H200 550.90.07
-b200 570.86.15 B200 570.133.20
-rtx-pro-6000 575.51.02 RTX PRO 6000 Blackwell 575.51.03
+a100-40gb 450.66 450.80.02 A100
+a100-80gb 418.87.01 450.80.02 A100
+a30-24gb 460.32.03 460.73.01 A30
+h100-80gb 525.60.13 525.85.12 H100
+h100-94gb 520.61.05 525.85.12 H100
+h200-141gb 550.54.15 550.90.07 H200
+b200 570.86.15 570.133.20 B200
+rtx-pro-6000 575.51.02 575.51.03 RTX PRO 6000 Blackwell
 CASES
     # Version order, not string order: 525.105.17 > 525.85.12; the minimum itself passes.
     pf new-enough-h100-525.105 0 "h100-80gb:1 525.105.17"

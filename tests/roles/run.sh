@@ -276,7 +276,7 @@ PY
     local vbad
     vbad=$(ct_vars cbad "container_toolkit_runtimes: [dockerd]")
     ct_play chroot-bad-runtime fail "$inv" "$vbad"
-    log_has "argument spec names the bad value" 'dockerd'
+    log_has "argument spec rejects the bad value" 'container_toolkit_runtimes must be one or more of.*dockerd'
 }
 
 nspawn_pid_of_init() { # the container's PID 1 as seen from the host: a child systemd of nspawn
