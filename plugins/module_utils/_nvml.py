@@ -184,7 +184,7 @@ class NvmlAdapter:
         mig_devices = self._read_mig_devices(handle) if gpu_instances else []
         processes = self._read_processes(handle, mig_devices)
         if mig_devices:
-            uuids = {(gi, ci): uuid for gi, ci, uuid, _ in mig_devices}
+            uuids = {(dev[0], dev[1]): dev[2] for dev in mig_devices}
             gpu_instances = [
                 GpuInstance(gi.id, gi.profile_id, gi.profile, gi.placement, tuple(
                     dataclasses.replace(ci, mig_uuid=uuids.get((gi.id, ci.id))) for ci in gi.compute_instances))

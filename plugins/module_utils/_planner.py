@@ -511,7 +511,7 @@ class _Planner:
                     found.append(((best_here[0], [g.id for g in kept]), kept, best_here))
             if found:
                 found.sort(key=lambda f: f[0])
-                _, kept, (score, asg, counts, placed) = found[0]
+                kept, (score, asg, counts, placed) = found[0][1], found[0][2]
                 return {'kept': kept, 'asg': asg, 'counts': counts, 'placed': placed, 'keys': keys, 'classes': classes}
         return None
 
@@ -533,7 +533,8 @@ class _Planner:
                 final.append(gi)
                 continue
             rw = self.rework(gi, w)
-            assert rw is not None
+            if rw is None:
+                raise AssertionError('kept GPU instance %d lost its compute-instance rework' % gi.id)
             keep_cis, new_cis = rw
             for c in gi.compute_instances:
                 if c not in keep_cis:
@@ -567,7 +568,8 @@ class _Planner:
             ref = base + len(gi_creates)
             gi_creates.append(Action('create', 'gpu_instance', profile=w.prof.name, profile_id=w.prof.id, placement=pl))
             cips = pack_cis(w.prof, w.cis)
-            assert cips is not None
+            if cips is None:
+                raise AssertionError('compute instances of %s stopped fitting after the feasibility check' % w.prof.name)
             cis = []
             for cip, cpl in zip(w.cis, cips):
                 ci_creates_new.append(Action('create', 'compute_instance', profile=cip.name, profile_id=cip.id, placement=cpl,
@@ -582,7 +584,8 @@ class _Planner:
     def plan_disable(self) -> GpuPlan:
         gpu = self.gpu
         mode = gpu.mig_mode
-        assert mode is not None
+        if mode is None:
+            raise AssertionError('GPU %d is not MIG-capable; the spec parser rejects such layouts' % gpu.index)
         if not mode.current and not mode.pending:
             return GpuPlan(index=gpu.index, actions=())
         actions: list[Action] = []

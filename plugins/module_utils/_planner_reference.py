@@ -92,8 +92,7 @@ def brute_force_min_destroys(gpu: Gpu, desired: DesiredGpu) -> int | None:
             if j in used or kind[j] in tried or not fit[(gi.id, j)]:
                 continue
             tried.add(kind[j])
-            for full in assignments(kept, used + (j,)):
-                yield full
+            yield from assignments(kept, used + (j,))
 
     for k in range(len(existing), -1, -1):
         for kept in itertools.combinations(existing, k):

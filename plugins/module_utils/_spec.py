@@ -269,7 +269,7 @@ def _parse_entry(raw: t.Any, path: str, config_style: bool) -> _Entry:
             raise SpecError('%s.%s' % (path, k_migdev), 'is required when MIG is enabled (use {} for no instances)'
                             if config_style else 'mig_devices or instances is required when mig_enabled is true (use [] for none)')
     else:
-        if mig_devices and any(c for _, c, _ in mig_devices):
+        if mig_devices and any(item[1] for item in mig_devices):
             raise SpecError('%s.%s' % (path, k_migdev), 'must be empty when %s is false' % k_enabled)
         if instances:
             raise SpecError('%s.instances' % path, 'must be empty when mig_enabled is false')
@@ -484,7 +484,7 @@ def resolve_layouts(gpus: t.Sequence[Gpu], layouts: t.Any = None, config: t.Any 
     if layouts is None and config is None:
         raise SpecError('layouts', 'one of layouts or %s is required' % config_label)
     if config is not None:
-        _, entries = parse_config(config, config_name, config_label)
+        entries = parse_config(config, config_name, config_label)[1]
         return _apply_entries(gpus, entries, True)
     if config_name is not None:
         raise SpecError('config_name', 'only applies together with %s' % config_label)

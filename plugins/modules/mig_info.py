@@ -18,7 +18,7 @@ description:
     module can be used to plan a layout before MIG is enabled.
   - Changes nothing on the host.
 author:
-  - gpuops.mig contributors
+  - gpuops.mig maintainers (@gpuops)
 extends_documentation_fragment:
   - gpuops.mig._attributes
   - gpuops.mig._attributes.info_module

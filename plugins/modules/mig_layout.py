@@ -27,9 +27,20 @@ description:
     in RV(reset_required) and does not fail; that GPU's instances are created on the first run after the reset
     or reboot.
 author:
-  - gpuops.mig contributors
+  - gpuops.mig maintainers (@gpuops)
 extends_documentation_fragment:
   - gpuops.mig._attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Returns the full plan and diff and makes no mutating NVML call.
+  diff_mode:
+    support: full
+    details:
+      - The diff shows the placement diagram of every selected GPU before and after.
+  idempotent:
+    support: full
 options:
   layouts:
     description:
@@ -104,7 +115,9 @@ notes:
   - In check mode the module makes no mutating NVML call and returns the full plan and diff.
 seealso:
   - module: gpuops.mig.mig_info
-  - role: gpuops.mig.mig
+  - name: The gpuops.mig.mig role
+    description: Inventory-driven MIG layouts with GPU clients, resets, reboots and boot persistence.
+    link: https://gpuops.example.org/gpuops.mig/blob/main/roles/mig/README.md
 """
 
 EXAMPLES = r"""

@@ -29,7 +29,8 @@ cp -a "$repo" "$work/ac/ansible_collections/gpuops/mig"
 rm -rf "$work/ac/ansible_collections/gpuops/mig/.git" "$work/ac/ansible_collections/gpuops/mig/.whl"
 
 export ANSIBLE_COLLECTIONS_PATH="$work/ac" ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false
-export OUT_DIR="$out" LOCK_FILE="$work/gpuops-mig.lock" ANSIBLE_PYTHON_INTERPRETER="$(command -v python3)"
+ANSIBLE_PYTHON_INTERPRETER=$(command -v python3)
+export OUT_DIR="$out" LOCK_FILE="$work/gpuops-mig.lock" ANSIBLE_PYTHON_INTERPRETER
 if command -v ansible-playbook >/dev/null 2>&1; then
     ansible-playbook -i localhost, -c local "$repo/tests/hardware/read_only.yml" | tee "$out/playbook.log"
 else

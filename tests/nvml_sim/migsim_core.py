@@ -153,7 +153,7 @@ def new_state(gpus: list[tuple[str, int]], driver: str = DEFAULT_DRIVER, mig: bo
     index = 0
     for model_key, count in gpus:
         model = load_model(model_key)
-        for _ in range(count):
+        for dummy in range(count):
             on = 1 if (mig and model.get('mig_capable')) else 0
             state['gpus'].append({'index': index, 'model': model_key, 'uuid': gpu_uuid(model_key, index, seed),
                                   'pci_bus_id': pci_bus_id(index), 'mig_current': on, 'mig_pending': on,

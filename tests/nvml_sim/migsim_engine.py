@@ -228,12 +228,12 @@ class Ctx:
 
     def parent(self, h: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """Resolve a full-GPU device handle."""
-        kind, gpu, model, _, _ = self.device(h, allow_mig=False)
+        gpu, model = self.device(h, allow_mig=False)[1:3]
         return gpu, model
 
     def gpu_instance(self, h: int) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         """Resolve a GPU instance handle."""
-        kind, gpu, model, gi, _ = self.resolve(h)
+        kind, gpu, model, gi = self.resolve(h)[:4]
         if kind != core.KIND_GI:
             raise SimError(E['INVALID_ARGUMENT'])
         return gpu, model, gi

@@ -56,7 +56,7 @@ def sim_env(state: str) -> dict[str, str]:
     """Environment from `migsim env`."""
     env = dict(os.environ)
     for line in migsim('env', state).stdout.splitlines():
-        key, _, value = line[len('export '):].partition('=')
+        key, dummy, value = line[len('export '):].partition('=')
         env[key] = value
     return env
 

@@ -14,7 +14,8 @@ import pytest
 
 from ansible_collections.gpuops.mig.plugins.module_utils._lock import LockError, host_lock
 
-HOLD = 'import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600); fcntl.flock(fd, fcntl.LOCK_EX); print("held", flush=True); time.sleep(60)'
+HOLD = ('import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600); '
+        'fcntl.flock(fd, fcntl.LOCK_EX); print("held", flush=True); time.sleep(60)')
 
 
 def test_second_holder_times_out(tmp_path) -> None:

@@ -139,7 +139,7 @@ def test_random_transitions_match_brute_force():
     for model in MODELS:
         gpu = GPUS[model]
         feas = [ms for ms in multisets(gpu) if independent_feasible(gpu, ms)]
-        for _ in range(60):
+        for dummy in range(60):
             check_transition(gpu, rng.choice(feas), rng.choice(feas))
             n += 1
     assert n >= 200

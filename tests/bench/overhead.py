@@ -1,0 +1,291 @@
+# Copyright (c) 2026 gpuops.mig contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Benchmark 3: overhead of gpuops.mig.mig_layout on one simulated 8-GPU host (H100 80GB x 8).
+
+* No-op: one play alternating ``ansible.builtin.command: /bin/true`` and a ``mig_layout`` task whose
+  layout is already in place; per-task wall times from the bench_timer callback.
+* Where the no-op time goes: NVML calls per no-op run (simulator call counters), the module's
+  Python time (``converge`` in-process with the NVML time measured around every call), the
+  simulator's per-call cost, the module process run directly (interpreter start + imports + work).
+* Estimate with a real driver: the no-op task with the simulator's NVML time replaced by
+  calls x a real driver's per-call cost (tests/bench/data/nvml-realhw-*.json, measured by
+  nvml_realhw.py on real hardware; a labelled assumption when no measurement exists).
+* Reconfiguration: one ``mig_layout`` task that changes all 8 GPUs (balanced <-> 7 x 1g).
+* CPU: the module run directly (``python mig_layout.py args.json``), CPU (user+sys of the process,
+  the simulator's engine included: it runs inside the module's process) against wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import typing as t
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+common.setup_collection_path()
+
+import ansible_run as A  # noqa: E402
+
+LAYOUT_A = [{'devices': 'all', 'mig_enabled': True, 'mig_devices': {'3g.40gb': 1, '2g.20gb': 1, '1g.10gb': 2}}]
+LAYOUT_B = [{'devices': 'all', 'mig_enabled': True, 'mig_devices': {'1g.10gb': 7}}]
+GPUS = 8
+PAIRS_PER_PLAY = 3
+
+PLAY_HEAD = """- name: gpuops.mig benchmark
+  hosts: gpuhost
+  gather_facts: false
+  environment:
+    LD_LIBRARY_PATH: "{{ sim_lib }}"
+    MIGSIM_STATE: "{{ sim_state }}"
+  tasks:
+"""
+TRUE_TASK = """    - name: command true %d
+      ansible.builtin.command: /bin/true
+      changed_when: false
+"""
+LAYOUT_TASK = """    - name: mig_layout %d
+      gpuops.mig.mig_layout:
+        layouts: "{{ layout }}"
+        lock_file: "{{ lock_file }}"
+"""
+
+
+def task_times(res: dict[str, t.Any], action_suffix: str) -> list[float]:
+    return [tk['seconds'] for tk in res['timer'].get('tasks', []) if tk['action'].endswith(action_suffix)]
+
+
+def changed(res: dict[str, t.Any], action_suffix: str) -> list[bool]:
+    return [r['changed'] for tk in res['timer'].get('tasks', []) if tk['action'].endswith(action_suffix) for r in tk['results']]
+
+
+def run_module_direct(python: str, module: str, args: dict[str, t.Any], env: dict[str, str], work: str) -> dict[str, t.Any]:
+    path = os.path.join(work, 'module-args.json')
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump({'ANSIBLE_MODULE_ARGS': args}, f)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run([python, module, path], env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        out = json.loads(proc.stdout)
+    except ValueError:
+        raise SystemExit('module run failed (rc %d): %s %s' % (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:]))
+    if out.get('failed'):
+        raise SystemExit('module run failed: %s' % out.get('msg'))
+    return {'wall': wall, 'user': after.ru_utime - before.ru_utime, 'sys': after.ru_stime - before.ru_stime,
+            'changed': bool(out.get('changed'))}
+
+
+def real_driver_data() -> list[dict[str, t.Any]]:
+    out = []
+    for path in sorted(glob.glob(os.path.join(common.HERE, 'data', 'nvml-realhw-*.json'))):
+        with open(path, encoding='utf-8') as f:
+            d = json.load(f)
+        d['file'] = os.path.relpath(path, common.ROOT)
+        out.append(d)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--work', required=True)
+    ap.add_argument('--out', required=True)
+    ap.add_argument('--runs', type=int, default=5)
+    args = ap.parse_args()
+    work = os.path.join(args.work, 'overhead')
+    os.makedirs(work, exist_ok=True)
+    runs = max(args.runs, 1)
+
+    state = os.path.join(work, 'host.json')
+    common.migsim('init', state, '--gpus', 'h100-80gb:%d' % GPUS, '--mig', 'enabled')
+    senv = common.sim_env(state)
+    python = A.ansible_python()
+    lock = os.path.join(work, 'gpuops-mig.lock')
+    inv = os.path.join(work, 'inventory.ini')
+    with open(inv, 'w', encoding='utf-8') as f:
+        f.write('gpuhost ansible_connection=local ansible_python_interpreter=%s sim_lib=%s sim_state=%s lock_file=%s\n'
+                % (python, senv['LD_LIBRARY_PATH'], state, lock))
+    noop_pb = os.path.join(work, 'noop.yml')
+    with open(noop_pb, 'w', encoding='utf-8') as f:
+        f.write(PLAY_HEAD + ''.join(TRUE_TASK % i + LAYOUT_TASK % i for i in range(1, PAIRS_PER_PLAY + 1)))
+    apply_pb = os.path.join(work, 'apply.yml')
+    with open(apply_pb, 'w', encoding='utf-8') as f:
+        f.write(PLAY_HEAD + LAYOUT_TASK % 1)
+    vars_a = os.path.join(work, 'layout-a.json')
+    vars_b = os.path.join(work, 'layout-b.json')
+    for path, lay in ((vars_a, LAYOUT_A), (vars_b, LAYOUT_B)):
+        with open(path, 'w', encoding='utf-8') as f:
+            json.dump({'layout': lay}, f)
+    env = A.base_env(work)
+    result: dict[str, t.Any] = {'gpus': GPUS, 'model': 'h100-80gb', 'layout_a': LAYOUT_A, 'layout_b': LAYOUT_B,
+                                'runs': runs, 'pairs_per_play': PAIRS_PER_PLAY, 'python': python}
+
+    # warm-up: converge to A (not measured)
+    res = A.run_playbook(apply_pb, inv, env, os.path.join(work, 'warmup.log'), ['-e', '@' + vars_a])
+    A.check(res, 'warm-up apply')
+
+    # 1. no-op task vs command: /bin/true in the same play
+    noop_layout, noop_true, noop_calls, noop_changed = [], [], [], []
+    for i in range(runs):
+        c0 = common.sim_calls(state)
+        res = A.run_playbook(noop_pb, inv, env, os.path.join(work, 'noop-%d.log' % i), ['-e', '@' + vars_a])
+        A.check(res, 'no-op play')
+        d = common.calls_delta(c0, common.sim_calls(state))
+        noop_calls.append(sum(d.values()) / PAIRS_PER_PLAY)
+        noop_layout += task_times(res, 'mig_layout')
+        noop_true += task_times(res, 'command')
+        noop_changed += changed(res, 'mig_layout')
+    calls_by_fn = {k: v / PAIRS_PER_PLAY for k, v in d.items()}
+    result['noop'] = {
+        'layout_task': noop_layout, 'true_task': noop_true,
+        'layout_median': common.median(noop_layout), 'true_median': common.median(noop_true),
+        'ratio': common.median(noop_layout) / common.median(noop_true),
+        'nvml_calls_per_run': common.median(noop_calls), 'calls_by_function': calls_by_fn,
+        'any_changed': any(noop_changed),
+    }
+    common.log('overhead no-op: mig_layout %.3f s, command %.3f s, ratio %.2f, %d NVML calls' % (
+        result['noop']['layout_median'], result['noop']['true_median'], result['noop']['ratio'], result['noop']['nvml_calls_per_run']))
+
+    # 2. the module process run directly, no-op
+    module = os.path.join(os.environ['BENCH_COLLECTIONS'], 'ansible_collections', 'gpuops', 'mig', 'plugins', 'modules', 'mig_layout.py')
+    menv = dict(env, PYTHONPATH=os.environ['BENCH_COLLECTIONS'], **senv)
+    margs_a = {'layouts': LAYOUT_A, 'lock_file': lock}
+    margs_b = {'layouts': LAYOUT_B, 'lock_file': lock}
+    direct_noop = [run_module_direct(python, module, margs_a, menv, work) for _ in range(runs)]
+    if any(r['changed'] for r in direct_noop):
+        raise SystemExit('direct no-op module run reported changed')
+    # interpreter + imports only (the same imports, no NVML work)
+    imports = []
+    for _ in range(runs):
+        s = time.perf_counter()
+        subprocess.run([python, '-c', 'import ansible.module_utils.basic, pynvml, '
+                        'ansible_collections.gpuops.mig.plugins.module_utils._converge, '
+                        'ansible_collections.gpuops.mig.plugins.module_utils._module'], env=menv, check=True)
+        imports.append(time.perf_counter() - s)
+    result['direct_noop'] = {
+        'wall_median': common.median([r['wall'] for r in direct_noop]),
+        'cpu_median': common.median([r['user'] + r['sys'] for r in direct_noop]),
+        'startup_imports_median': common.median(imports),
+    }
+
+    # 3. in-process: converge no-op with NVML time measured around every call; simulator per-call cost
+    os.environ.update(senv)
+    common.activate_sim(state)
+    import pynvml
+    from ansible_collections.gpuops.mig.plugins.module_utils._converge import converge
+    from ansible_collections.gpuops.mig.plugins.module_utils._nvml import NvmlAdapter
+
+    class TimedAdapter(NvmlAdapter):
+        nvml_seconds = 0.0
+
+        def _call(self, name: str, *a: t.Any) -> t.Any:
+            s = time.perf_counter()
+            try:
+                return super()._call(name, *a)
+            finally:
+                self.nvml_seconds += time.perf_counter() - s
+
+    inproc = []
+    for _ in range(max(runs, 7)):
+        s = time.perf_counter()
+        with TimedAdapter() as ad:
+            r = converge(ad, layouts=LAYOUT_A)
+        total = time.perf_counter() - s
+        if r['changed']:
+            raise SystemExit('in-process no-op converge changed something')
+        inproc.append({'total': total, 'nvml': ad.nvml_seconds, 'calls': ad.calls})
+    pynvml.nvmlInit()
+    h = pynvml.nvmlDeviceGetHandleByIndex(0)
+    per_call = []
+    for _ in range(5):
+        n = 300
+        s = time.perf_counter()
+        for _ in range(n):
+            pynvml.nvmlDeviceGetMigMode(h)
+        per_call.append((time.perf_counter() - s) / n)
+    pynvml.nvmlShutdown()
+    nvml_med = common.median([x['nvml'] for x in inproc])
+    calls_med = common.median([x['calls'] for x in inproc])
+    result['inprocess_noop'] = {
+        'total_median': common.median([x['total'] for x in inproc]),
+        'nvml_median': nvml_med,
+        'python_median': common.median([x['total'] - x['nvml'] for x in inproc]),
+        'adapter_calls': calls_med,
+        'sim_us_per_call_in_converge': nvml_med / calls_med * 1e6,
+        'sim_us_per_call_getmigmode': common.median(per_call) * 1e6,
+    }
+
+    # 4. estimate with a real driver's per-call cost
+    real = real_driver_data()
+    est: dict[str, t.Any] = {'sources': []}
+    for d in real:
+        est['sources'].append({'file': d['file'], 'gpu': d.get('gpu_name'), 'driver': d.get('driver_version'),
+                               'us_per_call_median': d.get('us_per_call_median'), 'date': d.get('date')})
+    nvml_sim_per_task = result['inprocess_noop']['nvml_median'] * result['noop']['nvml_calls_per_run'] / max(calls_med, 1)
+    bases = [('measured: %s' % d['file'], float(d['us_per_call_median'])) for d in real if d.get('us_per_call_median') is not None]
+    if not bases:
+        bases = [('assumed (no measurement in tests/bench/data)', us) for us in (10.0, 100.0)]
+    est['estimates'] = []
+    for label, us in bases:
+        task = result['noop']['layout_median'] - nvml_sim_per_task + result['noop']['nvml_calls_per_run'] * us * 1e-6
+        est['estimates'].append({'basis': label, 'us_per_call': us, 'layout_task': task,
+                                 'ratio': task / result['noop']['true_median']})
+    est['nvml_sim_seconds_per_task'] = nvml_sim_per_task
+    result['estimate'] = est
+
+    # 5. full reconfiguration of 8 GPUs in one task (B, A, B, ...), via ansible and the module run directly
+    apply_runs = []
+    cur = 'a'
+    for i in range(runs):
+        nxt = 'b' if cur == 'a' else 'a'
+        c0 = common.sim_calls(state)
+        res = A.run_playbook(apply_pb, inv, env, os.path.join(work, 'apply-%d.log' % i), ['-e', '@' + (vars_b if nxt == 'b' else vars_a)])
+        A.check(res, 'reconfiguration')
+        d = common.calls_delta(c0, common.sim_calls(state))
+        if not all(changed(res, 'mig_layout')):
+            raise SystemExit('reconfiguration reported no change')
+        apply_runs.append({'task': task_times(res, 'mig_layout')[0], 'playbook_wall': res['wall'], 'playbook_cpu': res['cpu'],
+                           'calls': sum(d.values()),
+                           'creates': sum(v for k, v in d.items() if 'Create' in k),
+                           'destroys': sum(v for k, v in d.items() if 'Destroy' in k)})
+        cur = nxt
+    direct_apply = []
+    for _ in range(runs):
+        nxt = 'b' if cur == 'a' else 'a'
+        r = run_module_direct(python, module, margs_b if nxt == 'b' else margs_a, menv, work)
+        if not r['changed']:
+            raise SystemExit('direct reconfiguration reported no change')
+        direct_apply.append(r)
+        cur = nxt
+    result['apply'] = {
+        'task_median': common.median([r['task'] for r in apply_runs]),
+        'playbook_wall_median': common.median([r['playbook_wall'] for r in apply_runs]),
+        'playbook_cpu_median': common.median([r['playbook_cpu'] for r in apply_runs]),
+        'calls_median': common.median([r['calls'] for r in apply_runs]),
+        'creates_median': common.median([r['creates'] for r in apply_runs]),
+        'destroys_median': common.median([r['destroys'] for r in apply_runs]),
+        'runs': apply_runs,
+        'direct_wall_median': common.median([r['wall'] for r in direct_apply]),
+        'direct_cpu_median': common.median([r['user'] + r['sys'] for r in direct_apply]),
+        'direct_user_median': common.median([r['user'] for r in direct_apply]),
+        'direct_sys_median': common.median([r['sys'] for r in direct_apply]),
+    }
+    common.log('overhead apply: task %.2f s, module direct %.2f s wall / %.2f s CPU, %d NVML calls' % (
+        result['apply']['task_median'], result['apply']['direct_wall_median'], result['apply']['direct_cpu_median'],
+        result['apply']['calls_median']))
+    common.write_json(args.out, result)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

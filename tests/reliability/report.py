@@ -1,0 +1,178 @@
+# Copyright (c) 2026 gpuops.mig contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Collects the suite's figures and writes docs/reliability.md at the end of a run."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import typing as t
+
+FIGURES: dict[str, t.Any] = {}
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def _cpu() -> str:
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or 'unknown CPU'
+
+
+def _versions() -> str:
+    parts = ['Python %s' % platform.python_version()]
+    try:
+        from ansible.release import __version__ as ansible_core  # pylint: disable=import-outside-toplevel
+        parts.append('ansible-core %s' % ansible_core)
+    except ImportError:
+        pass
+    try:
+        from importlib.metadata import version  # pylint: disable=import-outside-toplevel
+        parts.append('nvidia-ml-py %s' % version('nvidia-ml-py'))
+        parts.append('hypothesis %s' % version('hypothesis'))
+    except Exception:  # pylint: disable=broad-except
+        pass
+    return ', '.join(parts)
+
+
+def _commit() -> str:
+    try:
+        head = subprocess.run(['git', '-C', ROOT, 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True,
+                              check=False).stdout.strip()
+        dirty = subprocess.run(['git', '-C', ROOT, 'status', '--porcelain', '--untracked-files=no'], capture_output=True,
+                               text=True, check=False).stdout.strip()
+        return head + (' with uncommitted changes' if dirty else '') if head else 'unknown'
+    except OSError:
+        return 'unknown'
+
+
+def _g(section: str, key: str, default: t.Any = 'not run') -> t.Any:
+    return FIGURES.get(section, {}).get(key, default)
+
+
+def _fmt(value: t.Any) -> str:
+    if isinstance(value, dict):
+        return ', '.join('%s %s' % (k, v) for k, v in value.items()) or 'none'
+    if isinstance(value, (list, tuple)):
+        return ', '.join(map(str, value)) or 'none'
+    return str(value)
+
+
+def _rows() -> list[tuple[str, str, str]]:
+    rows = []
+    f = 'faults'
+    rows += [
+        ('1 Fault injection', 'transitions (models)', '%s (%s); %s on 2-GPU hosts; %s with a process on a kept instance'
+         % (_g(f, 'transitions'), _fmt(_g(f, 'models', [])), _g(f, 'two_gpu_transitions'), _g(f, 'with_process'))),
+        ('', 'mutating calls in the plans (injection points)', str(_g(f, 'injection_points'))),
+        ('', 'faults injected', '%s (%s single-fault runs%s; full product would be %s runs)'
+         % (_g(f, 'faults_injected'), _g(f, 'single_fault_runs'), ', sampled' if _g(f, 'sampled', True) else '',
+            _g(f, 'full_product'))),
+        ('', 'faults by call', _fmt(_g(f, 'by_call', {}))),
+        ('', 'faults by error', _fmt(_g(f, 'by_error', {}))),
+        ('', 'states verified against migsim show', str(_g(f, 'states_verified'))),
+        ('', 'rollbacks complete', str(_g(f, 'rollback_complete'))),
+        ('', 'rollbacks incomplete (single fault)', '%s%s' % (_g(f, 'rollback_incomplete'),
+                                                             (' (%s)' % _fmt(_g(f, 'incomplete_reasons', {})))
+                                                             if _g(f, 'rollback_incomplete', 0) else '')),
+        ('', 'pending mode changes reported (reset_required)', str(_g(f, 'pending_reported'))),
+        ('', 'fault on the rollback itself: runs / reported incomplete / rerun reached B',
+         '%s / %s / %s' % (_g(f, 'rollback_fault_runs'), _g(f, 'rollback_fault_incomplete_reported'),
+                           _g(f, 'rollback_fault_reruns_ok'))),
+        ('', 'tracebacks', str(_g(f, 'tracebacks'))),
+    ]
+    b = 'bad_input'
+    rows += [
+        ('2 Bad input', 'cases tried', '%s (%s)' % (_g(b, 'cases'), _fmt(_g(b, 'by_test', {})))),
+        ('', 'tracebacks', str(_g(b, 'tracebacks'))),
+        ('', 'errors without a field in the message', str(_g(b, 'no_field'))),
+        ('', 'mutating NVML calls', str(_g(b, 'mutating_calls'))),
+        ('', 'module runs (ansible-playbook): failed / named the field / traceback',
+         '%s / %s / %s' % (_g(b, 'module_failed'), _g(b, 'module_field'), _g(b, 'module_tracebacks'))),
+    ]
+    c = 'concurrency'
+    rows += [
+        ('3 Concurrency', 'concurrent module runs (rounds x runs)', _fmt(_g(c, 'rounds', {}))),
+        ('', 'final state equal to one requested layout / mixed', '%s / %s' % (_g(c, 'final_ok'), _g(c, 'mixed'))),
+        ('', 'next run after a SIGKILLed lock holder', '%s s' % _g(c, 'after_sigkill_s')),
+    ]
+    k = 'crash'
+    rows += [
+        ('4 Crash consistency', 'transitions / SIGKILLs (one after each mutating call)',
+         '%s / %s' % (_g(k, 'transitions'), _g(k, 'kills'))),
+        ('', 'reruns that reached the layout / leaked or duplicated instances',
+         '%s / %s' % (_g(k, 'converged'), _g(k, 'leaks'))),
+        ('', 'longest wait for the dead holder\'s lock', '%s s' % _g(k, 'max_lock_wait_s')),
+    ]
+    r = 'reboot'
+    rows += [
+        ('5 Reboots', 'layouts restored by gpuops-mig-apply after migsim reboot',
+         '%s of %s (%s through the script as a subprocess)' % (_g(r, 'restored'), _g(r, 'layouts'), _g(r, 'subprocess'))),
+        ('', 'Hopper+ (mode lost) / Ampere (mode kept) cases', '%s / %s' % (_g(r, 'mode_lost'), _g(r, 'mode_kept'))),
+    ]
+    s = 'security'
+    rows += [
+        ('6 Security', 'files scanned for shell use / findings', '%s / %s' % (_g(s, 'files_scanned'), _g(s, 'shell_findings'))),
+        ('', 'role tasks writing files checked (owner root, no group/other write)',
+         '%s / %s findings' % (_g(s, 'file_tasks'), _g(s, 'mode_findings'))),
+        ('', 'non-root run: failed with a permission message, no traceback', str(_g(s, 'non_root'))),
+        ('', 'oversized inputs refused', str(_g(s, 'oversized'))),
+    ]
+    return rows
+
+
+def write(path: str, figures: dict[str, t.Any], stats: dict[str, int], seconds: float) -> None:
+    now = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
+    lines = [
+        '# Reliability',
+        '',
+        '<!-- Generated by tests/reliability/run.sh; edit tests/reliability/report.py, not this file. -->',
+        '',
+        'Figures of the last run of `tests/reliability/run.sh` (`make reliability`) against the NVML simulator',
+        '(`tests/nvml_sim`). Each figure comes with a test that fails when its promise breaks; what is tested and',
+        'why is in [security.md](security.md) and in the docstrings of `tests/reliability/test_*.py`.',
+        '',
+        '* Date: %s' % now,
+        '* Machine: %s, %s, %d CPUs (shared)' % (platform.system() + ' ' + platform.release(), _cpu(), os.cpu_count() or 0),
+        '* Software: %s' % _versions(),
+        '* Commit: %s' % _commit(),
+        '* Result: %d passed, %d failed%s in %.0f s' % (
+            stats.get('passed', 0), stats.get('failed', 0) + stats.get('error', 0),
+            ', %d skipped' % stats['skipped'] if stats.get('skipped') else '', seconds),
+        '',
+        '| Part | Figure | Value |',
+        '|---|---|---|',
+    ]
+    for part, name, value in _rows():
+        lines.append('| %s | %s | %s |' % (part, name, value.replace('|', '\\|')))
+    lines += ['', '## Sampling', '',
+              'Fault injection tries every error at the first mutating call of every fourth transition and one',
+              'error per other call (rotating through the six errors); a pending mode change is tried at every',
+              '`nvmlDeviceSetMigMode`. `RELIABILITY_FULL=1 tests/reliability/run.sh` runs the full product.',
+              '']
+    bugs = figures.get('bugs_fixed', [])
+    lines += ['## Bugs found by this suite', '']
+    lines += ['* %s' % b for b in BUGS] or ['none']
+    lines += ['', '## Not covered', '']
+    lines += ['* %s' % n for n in NOT_COVERED]
+    lines.append('')
+    del bugs
+    tmp = path + '.tmp'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        f.write('\n'.join(lines))
+    os.replace(tmp, path)
+    sys.stderr.write('reliability: wrote %s\n' % path)
+
+
+BUGS: list[str] = []
+NOT_COVERED: list[str] = []
