@@ -102,6 +102,9 @@ def converge(adapter: t.Any, layouts: list[t.Any] | None = None, config: t.Any =
                     after[plan.index] = exc.gpu_after
                 result['gpus'] = [gpu_report(g) for g in _refresh(adapter, after, plans, plan.index)]
                 done = [p.index for p in plans if p.changes and p.index < plan.index]
+                # Honest `changed`: GPUs converged before the failure, or a rollback that left a difference.
+                result['changed'] = bool(done) or not exc.rolled_back
+                result['failed_gpu'] = plan.index
                 msg = str(exc)
                 if done:
                     msg += ' GPUs already converged by this run before the failure: %s.' % ', '.join(map(str, done))

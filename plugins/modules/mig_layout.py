@@ -52,8 +52,9 @@ options:
       devices:
         description:
           - V(all) (every MIG-capable GPU), or a list of GPU indexes, GPU UUIDs or PCI bus IDs.
+          - Every listed GPU must exist on the host.
         type: raw
-        default: all
+        required: true
       device_filter:
         description:
           - PCI device ID or list of them, V(0xDDDDVVVV) with an optional V(:0xSSSSVVVV) subsystem ID, matched as
@@ -251,7 +252,7 @@ def main() -> None:
         module.fail_json(msg='lock_file: %s' % exc, field='lock_file')
     except ConvergeError as exc:
         extra = dict(exc.result)
-        extra.pop('changed', None)
+        extra.pop('diff', None)
         if exc.field:
             extra['field'] = exc.field
         module.fail_json(msg=str(exc), **extra)
