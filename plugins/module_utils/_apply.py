@@ -73,7 +73,9 @@ def describe_action(act: Action) -> str:
         return '%s MIG mode' % ('enabling' if act.mig_enabled else 'disabling')
     verb = {'create': 'creating', 'destroy': 'destroying'}.get(act.action, act.action)
     if act.target == 'compute_instance':
-        return '%s compute instance %s in %s' % (verb, act.profile, describe_instance(None, act.gi_placement, act.gi_id).strip())
+        parent = 'GPU instance %d' % act.gi_id if act.gi_id is not None else 'the new GPU instance'
+        where = ' at slots %d-%d' % (act.gi_placement.start, act.gi_placement.end - 1) if act.gi_placement else ''
+        return '%s compute instance %s in %s%s' % (verb, act.profile, parent, where)
     return '%s GPU instance %s' % (verb, describe_instance(act.profile, act.placement, act.gi_id))
 
 
@@ -140,6 +142,8 @@ def _fail(adapter: MigAdapter, gpu: Gpu, act: Action, call: str, error_name: str
     except Exception as exc:  # pylint: disable=broad-except
         after = None
         problems.append('reading GPU %d after the rollback failed: %s' % (index, exc))
+    if after is not None and _mode_current(after) != _mode_current(gpu):
+        problems.append('MIG mode is %s, it was %s before this run' % (_mode_text(after), _mode_text(gpu)))
     restored = after is not None and layout_signature(after.gpu_instances) == layout_signature(gpu.gpu_instances)
     undone = len(journal)
     head = 'GPU %d: %s failed with %s while %s.' % (index, call, error_name, describe_action(act))
@@ -151,6 +155,20 @@ def _fail(adapter: MigAdapter, gpu: Gpu, act: Action, call: str, error_name: str
                 % ('; '.join(problems) or 'layout differs from the original', index,
                    _layout_text(after) if after else 'unknown (could not read it)'))
     raise ApplyError('%s %s' % (head, tail), index, call, error_name, restored and not problems, after)
+
+
+def _mode_current(gpu: Gpu) -> bool | None:
+    return gpu.mig_mode.current if gpu.mig_mode is not None else None
+
+
+def _mode_text(gpu: Gpu) -> str:
+    mode = gpu.mig_mode
+    if mode is None:
+        return 'not supported'
+    text = 'enabled' if mode.current else 'disabled'
+    if mode.pending != mode.current:
+        text += ' (%s pending a GPU reset)' % ('enabling' if mode.pending else 'disabling')
+    return text
 
 
 def _layout_text(gpu: Gpu | None) -> str:
@@ -169,7 +187,12 @@ def _rollback(adapter: MigAdapter, index: int, journal: list[tuple[str, t.Any]])
     """Undo the journal in reverse order; return what could not be undone."""
     problems: list[str] = []
     new_ids: dict[int, int] = {}        # destroyed GI id -> id of the GI recreated in its place
+    destroyed = {data.id for kind, data in journal if kind == 'gi_destroyed'}
     for kind, data in reversed(journal):
+        if kind == 'ci_destroyed' and data[0] in destroyed and data[0] not in new_ids:
+            # Its GPU instance could not be recreated (reported above). Its old ID may belong to
+            # another GPU instance by now, so creating the compute instance "in" it would be wrong.
+            continue
         try:
             if kind == 'ci_created':
                 gi_id, ci_id = data

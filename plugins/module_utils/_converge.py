@@ -75,7 +75,11 @@ def converge(adapter: t.Any, layouts: list[t.Any] | None = None, config: t.Any =
         except PlanError as exc:
             gpu = by_index[index]
             msg = str(exc) if str(exc).startswith('GPU %d ' % index) else 'GPU %d (%s): %s' % (index, gpu.name, exc)
-            raise ConvergeError('%s [%s]' % (msg, gpu.uuid), field=exc.field)
+            # Every error names a field: the layout entry when the planner could not name a narrower one.
+            field = exc.field or desired[index].source or None
+            if field and field not in msg:
+                msg = '%s: %s' % (field, msg)
+            raise ConvergeError('%s [%s]' % (msg, gpu.uuid), field=field)
     result: dict[str, t.Any] = {
         'changed': any(p.changes for p in plans),
         'plan': [{'index': p.index, 'uuid': by_index[p.index].uuid, 'actions': [a.to_dict() for a in p.actions]}

@@ -136,116 +136,136 @@ def planner_before(empty: Gpu, layout: L.Layout) -> Gpu:
     return gpu_with(empty, gis)
 
 
+def run_model(job: tuple[str, str]) -> dict[str, t.Any]:
+    """Everything for one model, in its own process with its own one-GPU simulator state."""
+    model, work = job
+    state = os.path.join(work, 'disruption-%s.json' % model)
+    common.migsim('init', state, '--gpus', '%s:1' % model, '--mig', 'enabled')
+    common.activate_sim(state)
+    import pynvml
+    from ansible_collections.gpuops.mig.plugins.module_utils._nvml import NvmlAdapter
+
+    result: dict[str, t.Any] = {'model': model, 'mismatches': [], 'reference_disagreements': [], 'unsound_plans': []}
+    idx = 0
+    with NvmlAdapter() as adapter:
+        empty = adapter.read_gpu(idx)
+        t0 = time.perf_counter()
+        valid = L.valid_layouts(empty)
+        maximal = L.maximal_layouts(empty, valid)
+        # cross-check against mig-hardware.md section 3 (8-slot table, ignoring +me): it lists 17 maximal layouts
+        # using all 7 compute slices and counts 38 "maximal multisets incl. partially used ones"
+        no_me = [p.id for p in empty.profiles if p.name.endswith('+me')]
+        valid_nome = L.valid_layouts(empty, exclude=lambda p: p.id in no_me)
+        maximal_nome = L.maximal_layouts(empty, valid_nome, exclude=lambda p: p.id in no_me)
+        placed_nome = L.maximal_placed_layouts(empty, exclude=lambda p: p.id in no_me)
+        total_slices = max(p.slice_count for p in empty.profiles)
+        info: dict[str, t.Any] = {
+            'gpu_name': empty.name,
+            'profiles': [p.name for p in L.ordered_profiles(empty)],
+            'valid_layouts': len(valid),
+            'maximal_layouts': len(maximal),
+            'maximal_without_me': len(maximal_nome),
+            'maximal_without_me_all_slices': sum(1 for m in maximal_nome if L.compute_slices(empty, m) == total_slices),
+            'maximal_placed_without_me': len(placed_nome),
+            'maximal_placed_without_me_multisets': len({L.layout_of(empty, [pid for pid, _ in pl]) for pl in placed_nome}),
+            'maximal_names': [L.name(empty, m) for m in maximal],
+            'variants': {},
+        }
+        # before-states: variant -> [(label, multiset, Gpu)]
+        befores: dict[str, list[tuple[str, L.Layout, Gpu]]] = {'planner': [], 'driver': [], 'placed': []}
+        driver_failed = []
+        handle = pynvml.nvmlDeviceGetHandleByIndex(idx)
+        for lay in maximal:
+            befores['planner'].append((L.name(empty, lay), lay, planner_before(empty, lay)))
+            common.sim_reset_gpus(state, [idx])
+            entries = MP.entries_for(empty, dict(lay), full_compute_profile)
+            out = MP.apply(pynvml, handle, entries, lambda: common.sim_reset_gpus(state, [idx]))
+            if out.ok:
+                befores['driver'].append((L.name(empty, lay), lay, adapter.read_gpu(idx, with_remaining=False)))
+            else:
+                driver_failed.append(L.name(empty, lay))
+            common.sim_reset_gpus(state, [idx])
+        placed = L.maximal_placed_layouts(empty)
+        for items in placed:
+            gis = [placed_gi(empty, n, pid, pl) for n, (pid, pl) in enumerate(items, start=1)]
+            lay = L.layout_of(empty, [pid for pid, _ in items])
+            befores['placed'].append((L.placed_name(empty, items), lay, gpu_with(empty, gis)))
+        info['driver_before_unreachable'] = driver_failed
+        info['maximal_placed_layouts'] = len(placed)
+        info['maximal_placed_multisets'] = len({lay for _, lay, _ in befores['placed']})
+        for variant, before_list in befores.items():
+            rows = []
+            plan_times = []
+            noop_bad = []
+            noops = 0
+            for a_name, a, before in before_list:
+                for b in maximal:
+                    s = time.perf_counter()
+                    plan = plan_gpu(before, L.desired(before, b))
+                    plan_times.append(time.perf_counter() - s)
+                    if b == a:
+                        noops += 1
+                        if plan.changes:
+                            noop_bad.append(a_name)
+                        continue
+                    ours = plan.destroyed_gpu_instances
+                    problem = check_plan(empty, before, b, plan)
+                    ref = _planner_reference.brute_force_min_destroys(before, L.desired(before, b))
+                    own = own_min_destroys(empty, before.gpu_instances, b)
+                    mp = len(before.gpu_instances)     # the multisets differ: mig-parted rebuilds the GPU
+                    rows.append((ours, ref, own, mp))
+                    label = {'model': model, 'variant': variant, 'from': a_name, 'to': L.name(empty, b),
+                             'ours': ours, 'reference_min': ref, 'own_min': own, 'mig_parted': mp}
+                    if problem:
+                        result['unsound_plans'].append(dict(label, problem=problem))
+                    if ref != own:
+                        result['reference_disagreements'].append(label)
+                    if ref is None or ours != ref:
+                        result['mismatches'].append(label)
+            info['variants'][variant] = {
+                'before_states': len(before_list),
+                'transitions': len(rows),
+                'ours': sum(r[0] for r in rows),
+                'minimum': sum(r[1] or 0 for r in rows),
+                'mig_parted': sum(r[3] for r in rows),
+                'ours_equals_min': sum(1 for r in rows if r[0] == r[1]),
+                'ours_zero': sum(1 for r in rows if r[0] == 0),
+                'max_ours': max((r[0] for r in rows), default=0),
+                'noop_transitions': noops,
+                'noop_with_changes': noop_bad,
+                'plan_ms_median': round(common.median(plan_times) * 1e3, 3),
+                'plan_ms_max': round(max(plan_times, default=0) * 1e3, 3),
+            }
+        info['seconds'] = round(time.perf_counter() - t0, 1)
+        result['info'] = info
+        common.log('disruption %s: %d valid, %d maximal, %s (%.1f s)' % (
+            model, len(valid), len(maximal),
+            ', '.join('%s: ours %d / min %d / mig-parted %d over %d' % (
+                v, d['ours'], d['minimum'], d['mig_parted'], d['transitions']) for v, d in info['variants'].items()),
+            info['seconds']))
+    return result
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument('--work', required=True)
     ap.add_argument('--out', required=True)
     ap.add_argument('--models', default=','.join(common.MODELS))
+    ap.add_argument('--jobs', type=int, default=2)
     args = ap.parse_args()
     models = args.models.split(',')
-
-    state = os.path.join(args.work, 'disruption-sim.json')
-    common.migsim('init', state, '--gpus', ','.join('%s:1' % m for m in models), '--mig', 'enabled')
-    common.activate_sim(state)
-    import pynvml
-    from ansible_collections.gpuops.mig.plugins.module_utils._nvml import NvmlAdapter
-
     result: dict[str, t.Any] = {'models': {}, 'mismatches': [], 'reference_disagreements': [], 'unsound_plans': []}
-    with NvmlAdapter() as adapter:
-        gpus = adapter.read_gpus()
-        for idx, model in enumerate(models):
-            empty = gpus[idx]
-            t0 = time.perf_counter()
-            valid = L.valid_layouts(empty)
-            maximal = L.maximal_layouts(empty, valid)
-            # cross-check against mig-hardware.md section 3 (8-slot table, ignoring +me): 38 maximal multisets,
-            # 17 of them using all 7 compute slices
-            no_me = [p.id for p in empty.profiles if p.name.endswith('+me')]
-            valid_nome = L.valid_layouts(empty, exclude=lambda p: p.id in no_me)
-            maximal_nome = L.maximal_layouts(empty, valid_nome, exclude=lambda p: p.id in no_me)
-            total_slices = max(p.slice_count for p in empty.profiles)
-            info: dict[str, t.Any] = {
-                'gpu_name': empty.name,
-                'profiles': [p.name for p in L.ordered_profiles(empty)],
-                'valid_layouts': len(valid),
-                'maximal_layouts': len(maximal),
-                'maximal_without_me': len(maximal_nome),
-                'maximal_without_me_all_slices': sum(1 for m in maximal_nome if L.compute_slices(empty, m) == total_slices),
-                'maximal_names': [L.name(empty, m) for m in maximal],
-                'variants': {},
-            }
-            # before-states: variant -> [(label, multiset, Gpu)]
-            befores: dict[str, list[tuple[str, L.Layout, Gpu]]] = {'planner': [], 'driver': [], 'placed': []}
-            driver_failed = []
-            handle = pynvml.nvmlDeviceGetHandleByIndex(idx)
-            for lay in maximal:
-                befores['planner'].append((L.name(empty, lay), lay, planner_before(empty, lay)))
-                common.sim_reset_gpus(state, [idx])
-                entries = MP.entries_for(empty, dict(lay), full_compute_profile)
-                out = MP.apply(pynvml, handle, entries, lambda: common.sim_reset_gpus(state, [idx]))
-                if out.ok:
-                    befores['driver'].append((L.name(empty, lay), lay, adapter.read_gpu(idx, with_remaining=False)))
-                else:
-                    driver_failed.append(L.name(empty, lay))
-                common.sim_reset_gpus(state, [idx])
-            placed = L.maximal_placed_layouts(empty)
-            for items in placed:
-                gis = [placed_gi(empty, n, pid, pl) for n, (pid, pl) in enumerate(items, start=1)]
-                lay = L.layout_of(empty, [pid for pid, _ in items])
-                befores['placed'].append((L.placed_name(empty, items), lay, gpu_with(empty, gis)))
-            info['driver_before_unreachable'] = driver_failed
-            info['maximal_placed_layouts'] = len(placed)
-            info['maximal_placed_multisets'] = len({lay for _, lay, _ in befores['placed']})
-            for variant, before_list in befores.items():
-                rows = []
-                plan_times = []
-                noop_bad = []
-                noops = 0
-                for a_name, a, before in before_list:
-                    for b in maximal:
-                        s = time.perf_counter()
-                        plan = plan_gpu(before, L.desired(before, b))
-                        plan_times.append(time.perf_counter() - s)
-                        if b == a:
-                            noops += 1
-                            if plan.changes:
-                                noop_bad.append(a_name)
-                            continue
-                        ours = plan.destroyed_gpu_instances
-                        problem = check_plan(empty, before, b, plan)
-                        ref = _planner_reference.brute_force_min_destroys(before, L.desired(before, b))
-                        own = own_min_destroys(empty, before.gpu_instances, b)
-                        mp = len(before.gpu_instances)     # the multisets differ: mig-parted rebuilds the GPU
-                        rows.append((ours, ref, own, mp))
-                        label = {'model': model, 'variant': variant, 'from': a_name, 'to': L.name(empty, b),
-                                 'ours': ours, 'reference_min': ref, 'own_min': own, 'mig_parted': mp}
-                        if problem:
-                            result['unsound_plans'].append(dict(label, problem=problem))
-                        if ref != own:
-                            result['reference_disagreements'].append(label)
-                        if ref is None or ours != ref:
-                            result['mismatches'].append(label)
-                info['variants'][variant] = {
-                    'before_states': len(before_list),
-                    'transitions': len(rows),
-                    'ours': sum(r[0] for r in rows),
-                    'minimum': sum(r[1] or 0 for r in rows),
-                    'mig_parted': sum(r[3] for r in rows),
-                    'ours_equals_min': sum(1 for r in rows if r[0] == r[1]),
-                    'ours_zero': sum(1 for r in rows if r[0] == 0),
-                    'max_ours': max((r[0] for r in rows), default=0),
-                    'noop_transitions': noops,
-                    'noop_with_changes': noop_bad,
-                    'plan_ms_median': round(common.median(plan_times) * 1e3, 3),
-                    'plan_ms_max': round(max(plan_times, default=0) * 1e3, 3),
-                }
-            info['seconds'] = round(time.perf_counter() - t0, 1)
-            result['models'][model] = info
-            common.log('disruption %s: %d valid, %d maximal, %s (%.1f s)' % (
-                model, len(valid), len(maximal),
-                ', '.join('%s: ours %d / min %d / mig-parted %d over %d' % (
-                    v, d['ours'], d['minimum'], d['mig_parted'], d['transitions']) for v, d in info['variants'].items()),
-                info['seconds']))
+    jobs = [(m, args.work) for m in models]
+    if args.jobs > 1:
+        import multiprocessing
+        with multiprocessing.get_context('spawn').Pool(min(args.jobs, len(jobs))) as pool:
+            parts = list(pool.imap_unordered(run_model, jobs))
+    else:
+        parts = [run_model(j) for j in jobs]
+    for part in sorted(parts, key=lambda p: models.index(p['model'])):
+        result['models'][part['model']] = part['info']
+        for k in ('mismatches', 'reference_disagreements', 'unsound_plans'):
+            result[k] += part[k]
     common.write_json(args.out, result)
     bad = result['mismatches'] or result['reference_disagreements'] or result['unsound_plans'] or any(
         d['noop_with_changes'] for m in result['models'].values() for d in m['variants'].values())

@@ -115,13 +115,13 @@ def placed_feasible(gpu: Gpu, items: t.Sequence[tuple[int, t.Any]]) -> bool:
         return False
 
 
-def maximal_placed_layouts(gpu: Gpu) -> list[PlacedLayout]:
+def maximal_placed_layouts(gpu: Gpu, exclude: t.Callable[[t.Any], bool] = lambda p: False) -> list[PlacedLayout]:
     """Every placed layout (GI profile at a legal start) to which no instance of any profile can be added.
 
     Fragmented ones included (e.g. 1g at slot 1 alone in the left half). Feasibility of each step is
     the planner's, with the placements declared.
     """
-    cands = sorted(((p.id, pl) for p in gpu.profiles for pl in p.placements), key=lambda c: (c[1].start, c[1].size, c[0]))
+    cands = sorted(((p.id, pl) for p in gpu.profiles if not exclude(p) for pl in p.placements), key=lambda c: (c[1].start, c[1].size, c[0]))
     memo: dict[frozenset, bool] = {}
     seen: set[frozenset] = set()
     out: list[PlacedLayout] = []

@@ -96,6 +96,62 @@ def real_driver_data() -> list[dict[str, t.Any]]:
     return out
 
 
+def _base_name(fn: str) -> str:
+    for suffix in ('_v2', '_v3'):
+        if fn.endswith(suffix):
+            fn = fn[:-len(suffix)]
+    if fn.endswith('InfoV'):
+        fn = fn[:-1]
+    return fn
+
+
+def _is_mig_call(fn: str) -> bool:
+    return any(w in fn for w in ('Mig', 'GpuInstance', 'ComputeInstance'))
+
+
+def estimate(result: dict[str, t.Any], calls_in_process: float) -> dict[str, t.Any]:
+    """No-op task time with the simulator's NVML time replaced by a real driver's (low and high bound).
+
+    Functions measured on real hardware (nvml_realhw.py) use their measured cost. MIG calls that can
+    only be measured with MIG instances present (compute-instance profiles, GI/CI lists, MIG device
+    handles) take the cheapest (low) and the dearest (high) MIG query that was measured.
+    """
+    out: dict[str, t.Any] = {'sources': [], 'estimates': []}
+    nvml_sim = result['inprocess_noop']['nvml_median'] * result['noop']['nvml_calls_per_run'] / max(calls_in_process, 1)
+    out['nvml_sim_seconds_per_task'] = nvml_sim
+    for d in real_driver_data():
+        measured = {k: v for k, v in d.get('us_per_call', {}).items() if v is not None}
+        mig_measured = [v for k, v in measured.items() if _is_mig_call(k)]
+        lo_mig, hi_mig = (min(mig_measured), max(mig_measured)) if mig_measured else (100.0, 500.0)
+        lo = hi = 0.0
+        unmeasured: dict[str, float] = {}
+        for fn, n in result['noop']['calls_by_function'].items():
+            if fn in ('nvmlInit', 'nvmlInit_v2', 'nvmlInitWithFlags'):
+                cost = measured.get('nvmlInit+nvmlShutdown')
+                if cost is not None:
+                    lo += n * cost
+                    hi += n * cost
+                    continue
+            if fn == 'nvmlShutdown':
+                continue
+            cost = measured.get(_base_name(fn))
+            if cost is not None:
+                lo += n * cost
+                hi += n * cost
+            else:
+                unmeasured[fn] = n
+                lo += n * (lo_mig if _is_mig_call(fn) else 10.0)
+                hi += n * (hi_mig if _is_mig_call(fn) else 10.0)
+        out['sources'].append({'file': d['file'], 'gpu': d.get('gpu_name'), 'driver': d.get('driver_version'),
+                               'date': d.get('date'), 'mig_mode': d.get('mig_mode'),
+                               'mig_query_us': [lo_mig, hi_mig], 'unmeasured_calls': unmeasured})
+        for label, us_total in (('low', lo), ('high', hi)):
+            task = result['noop']['layout_median'] - nvml_sim + us_total * 1e-6
+            out['estimates'].append({'basis': '%s (%s)' % (label, d['file']), 'nvml_seconds': us_total * 1e-6,
+                                     'layout_task': task, 'ratio': task / result['noop']['true_median']})
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument('--work', required=True)
@@ -164,6 +220,9 @@ def main() -> int:
     direct_noop = [run_module_direct(python, module, margs_a, menv, work) for _ in range(runs)]
     if any(r['changed'] for r in direct_noop):
         raise SystemExit('direct no-op module run reported changed')
+    cmd_module = subprocess.run([python, '-c', 'import ansible.modules.command as m; print(m.__file__)'], env=menv,
+                                capture_output=True, text=True, check=True).stdout.strip()
+    direct_true = [run_module_direct(python, cmd_module, {'_raw_params': '/bin/true'}, menv, work) for _ in range(runs)]
     # interpreter + imports only (the same imports, no NVML work)
     imports = []
     for _ in range(runs):
@@ -176,6 +235,8 @@ def main() -> int:
         'wall_median': common.median([r['wall'] for r in direct_noop]),
         'cpu_median': common.median([r['user'] + r['sys'] for r in direct_noop]),
         'startup_imports_median': common.median(imports),
+        'true_wall_median': common.median([r['wall'] for r in direct_true]),
+        'true_cpu_median': common.median([r['user'] + r['sys'] for r in direct_true]),
     }
 
     # 3. in-process: converge no-op with NVML time measured around every call; simulator per-call cost
@@ -225,24 +286,8 @@ def main() -> int:
         'sim_us_per_call_getmigmode': common.median(per_call) * 1e6,
     }
 
-    # 4. estimate with a real driver's per-call cost
-    real = real_driver_data()
-    est: dict[str, t.Any] = {'sources': []}
-    for d in real:
-        est['sources'].append({'file': d['file'], 'gpu': d.get('gpu_name'), 'driver': d.get('driver_version'),
-                               'us_per_call_median': d.get('us_per_call_median'), 'date': d.get('date')})
-    nvml_sim_per_task = result['inprocess_noop']['nvml_median'] * result['noop']['nvml_calls_per_run'] / max(calls_med, 1)
-    bases = [('measured: %s' % d['file'], float(d['us_per_call_median'])) for d in real if d.get('us_per_call_median') is not None]
-    if not bases:
-        bases = [('assumed (no measurement in tests/bench/data)', us) for us in (10.0, 100.0)]
-    est['estimates'] = []
-    for label, us in bases:
-        task = result['noop']['layout_median'] - nvml_sim_per_task + result['noop']['nvml_calls_per_run'] * us * 1e-6
-        est['estimates'].append({'basis': label, 'us_per_call': us, 'layout_task': task,
-                                 'ratio': task / result['noop']['true_median']})
-    est['nvml_sim_seconds_per_task'] = nvml_sim_per_task
-    result['estimate'] = est
-
+    # 4. estimate with a real driver's per-call cost, function by function
+    result['estimate'] = estimate(result, calls_med)
     # 5. full reconfiguration of 8 GPUs in one task (B, A, B, ...), via ansible and the module run directly
     apply_runs = []
     cur = 'a'

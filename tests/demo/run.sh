@@ -18,8 +18,10 @@ if [ -n "${GPUOPS_COLLECTIONS_PATH:-}" ] && [ -d "$GPUOPS_COLLECTIONS_PATH/ansib
   COLLECTIONS=$GPUOPS_COLLECTIONS_PATH
 else
   COLLECTIONS=$DEMO/collections
-  mkdir -p "$COLLECTIONS/ansible_collections/gpuops"
-  ln -s "$ROOT" "$COLLECTIONS/ansible_collections/gpuops/mig"
+  # A snapshot, not a symlink: edits in the working tree during the run do not leak into it.
+  mkdir -p "$COLLECTIONS/ansible_collections/gpuops/mig"
+  tar -C "$ROOT" --exclude=./build --exclude=./.venv --exclude=./.git --exclude=./tests/output -cf - . \
+    | tar -C "$COLLECTIONS/ansible_collections/gpuops/mig" -xf -
 fi
 COLL=$COLLECTIONS/ansible_collections/gpuops/mig
 export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS ANSIBLE_RETRY_FILES_ENABLED=0 ANSIBLE_FORKS=3

@@ -73,7 +73,7 @@ LAYOUTS: dict[str, dict[str, dict[str, t.Any]]] = {
 }
 
 # Transitions drawn per model from all ordered pairs (A != B).
-PER_MODEL = {'h100-80gb': 34, 'a100-40gb': 28, 'a30-24gb': 24, 'rtx-pro-6000': 24}
+PER_MODEL = {'h100-80gb': 30, 'a100-40gb': 26, 'a30-24gb': 21, 'rtx-pro-6000': 21}
 SEED = 20260417
 
 # Two-GPU hosts: GPU 0 and GPU 1 change together; a fault on GPU 1 leaves GPU 0 converged.
@@ -85,17 +85,28 @@ MULTI = [
 ]
 
 
+def gi_profiles(spec: dict[str, t.Any]) -> set[str]:
+    """GPU instance profile names a layout uses (approximate: CI profile keys count for their GI)."""
+    names = [i['profile'] for i in spec.get('instances', ())] + list(spec.get('mig_devices', {}))
+    return {n.split('.', 1)[1] if n.count('.') >= 2 and n[0].isdigit() and n.split('.', 1)[0].endswith('c') else n
+            for n in names}
+
+
 def transitions() -> list[dict[str, t.Any]]:
-    """Deterministic list of transitions: {id, model, gpus, a: [layout per GPU], b: [...], names}."""
+    """Deterministic list of transitions: {id, seq, model, gpus, a: [layout per GPU], b: [...], names, with_process}."""
     rng = random.Random(SEED)
     out = []
     for model, layouts in LAYOUTS.items():
         names = sorted(layouts)
         pairs = [(a, b) for a in names for b in names if a != b]
         rng.shuffle(pairs)
-        # Always include every way into and out of "off" first, so mode changes are well represented.
+        want = PER_MODEL[model]
+        # Every way into and out of "off" first (mode changes), then pairs that share a GPU
+        # instance profile (the plan can keep instances), then any pairs.
         chosen = [p for p in pairs if 'off' in p][:8]
-        chosen += [p for p in pairs if p not in chosen][:PER_MODEL[model] - len(chosen)]
+        sharing = [p for p in pairs if p not in chosen and gi_profiles(layouts[p[0]]) & gi_profiles(layouts[p[1]])]
+        chosen += sharing[:(want - len(chosen)) * 2 // 3]
+        chosen += [p for p in pairs if p not in chosen][:want - len(chosen)]
         for a, b in chosen:
             out.append({'id': '%s:%s->%s' % (model, a, b), 'model': model, 'gpus': 1,
                         'a': [layouts[a]], 'b': [layouts[b]], 'names': [(a, b)]})
@@ -105,7 +116,8 @@ def transitions() -> list[dict[str, t.Any]]:
                     'a': [lay[a0], lay[a1]], 'b': [lay[b0], lay[b1]], 'names': [(a0, b0), (a1, b1)]})
     for i, tr in enumerate(out):
         tr['seq'] = i
-        tr['with_process'] = i % 2 == 0
+        # A process on a kept instance (when the plan keeps one) in three transitions out of four.
+        tr['with_process'] = i % 4 != 3
     return out
 
 

@@ -239,15 +239,35 @@ def write_json(path: str, data: t.Any) -> None:
     os.replace(tmp, path)
 
 
+def select_points(points: t.Sequence[tuple[t.Any, ...]], seq: int, full: bool) -> list[int]:
+    """Indexes of the plan's mutating calls that get a fault.
+
+    All of them when ``full``. Otherwise one call per NVML function of the plan, taking in turn
+    (by transition) the first, the last and a middle occurrence, so that over the corpus every
+    function is hit at its first call, at its last call and in between.
+    """
+    if full:
+        return list(range(len(points)))
+    by_fn: dict[str, list[int]] = {}
+    for i, p in enumerate(points):
+        by_fn.setdefault(p[1], []).append(i)
+    chosen = set()
+    for n, fn in enumerate(MUTATING):
+        occ = by_fn.get(fn)
+        if occ:
+            chosen.add((occ[0], occ[-1], occ[len(occ) // 2])[(seq + n) % 3])
+    return sorted(chosen)
+
+
 def errors_for(seq: int, point: int, fn: str, full: bool) -> list[str]:
     """Errors injected at one call of one transition.
 
-    Every error of ERRORS at every call when ``full``. Otherwise, to keep the suite's runtime
-    modest: every error at the first call of every fourth transition, and one error per other
-    call, rotating through ERRORS so each error is used about equally often. A mode change left
-    pending (PENDING) is always tried on nvmlDeviceSetMigMode.
+    Every error of ERRORS when ``full``. Otherwise every error at the first selected call of
+    every fifth transition, and one error elsewhere, rotating through ERRORS so each error is
+    used about equally often. A mode change left pending (PENDING) is always tried on
+    nvmlDeviceSetMigMode.
     """
-    if full or (seq % 4 == 0 and point == 0):
+    if full or (seq % 5 == 0 and point == 0):
         errs = list(ERRORS)
     else:
         errs = [ERRORS[(seq * 5 + point) % len(ERRORS)]]

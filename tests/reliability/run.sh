@@ -6,8 +6,8 @@
 # The reliability suite: fault injection, bad input, concurrency, crash consistency, reboots and
 # security checks against the NVML simulator (tests/nvml_sim). `make reliability` runs it with
 # the project venv first on PATH. Without arguments it rewrites docs/reliability.md with the
-# figures of the run; with arguments (passed to pytest, e.g. -k concurrency) it writes them to
-# $RELIABILITY_REPORT, if set, instead.
+# figures of the run; arguments replace the default pytest arguments (e.g.
+# tests/reliability/test_concurrency.py) and the figures go to $RELIABILITY_REPORT, if set.
 #
 # Environment: RELIABILITY_WORKERS (parallel simulator workers, default 2), RELIABILITY_FULL=1
 # (every error at every call instead of the sampled subset), RELIABILITY_KEEP=1 (keep the work dir).
@@ -42,9 +42,10 @@ printf '[defaults]\ninterpreter_python = %s\n' "$(command -v "$python")" >"$ANSI
 export RELIABILITY_WORK="$work"
 if [[ $# -eq 0 ]]; then
     export RELIABILITY_REPORT="$root/docs/reliability.md"
+    set -- "$here"
 fi
 
 cd "$root"
 rc=0
-"$python" -m pytest -p no:cacheprovider -q -ra --tb=short "$here" "$@" || rc=$?
+"$python" -m pytest -p no:cacheprovider -q -ra --tb=short "$@" || rc=$?
 exit "$rc"

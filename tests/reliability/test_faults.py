@@ -33,7 +33,7 @@ from conftest import run_workers, split, workers
 
 TRANSITIONS = corpus.transitions()
 FULL = os.environ.get('RELIABILITY_FULL') == '1'
-ROLLBACK_SEQS = [tr['seq'] for tr in TRANSITIONS if tr['seq'] % 6 == 3 or tr['gpus'] > 1]
+ROLLBACK_SEQS = [tr['seq'] for tr in TRANSITIONS if tr['seq'] % 8 == 3 or tr['gpus'] > 1]
 
 
 @pytest.fixture(scope='module')
@@ -60,6 +60,7 @@ def _figures(by_id: dict[str, dict[str, t.Any]]) -> None:
     fig['two_gpu_transitions'] = sum(1 for r in by_id.values() if r['gpus'] > 1)
     fig['with_process'] = sum(1 for r in by_id.values() if r.get('process'))
     fig['injection_points'] = sum(len(r.get('points', [])) for r in by_id.values())
+    fig['points_tried'] = len({(r['id'], run['point']) for r in by_id.values() for run in r.get('runs', [])})
     fig['full_product'] = sum(len(relib.ERRORS) + (fn == relib.SET_MODE)
                               for r in by_id.values() for _, fn, _ in r.get('points', []))
     fig['sampled'] = not FULL

@@ -109,8 +109,9 @@ def run_faults(tr: dict[str, t.Any], state: str, full: bool, rollback_faults: bo
     rec['baseline'] = base
     points = relib.plan_calls(dry['plan'])
     rec['points'] = [(g, fn, k) for g, fn, k, _ in points]
-    for pi, (gidx, fn, k, act) in enumerate(points):
-        for err in relib.errors_for(tr['seq'], pi, fn, full):
+    for n, pi in enumerate(relib.select_points(points, tr['seq'], full)):
+        gidx, fn, k, act = points[pi]
+        for err in relib.errors_for(tr['seq'], n, fn, full):
             relib.restore(state, snap)
             relib.migsim('fault', 'add', state, '--call', fn, '--nth', k, '--error', err)
             run = attempt(state, b_layouts)
@@ -121,6 +122,8 @@ def run_faults(tr: dict[str, t.Any], state: str, full: bool, rollback_faults: bo
         # then undoing the action at point pi-1 (same GPU) fails too.
         cands = [pi for pi in range(1, len(points)) if points[pi][0] == points[pi - 1][0]]
         picks = sorted({cands[-1], cands[len(cands) // 2]}) if cands else []
+        if len(points) > 1 and points[0][1] == relib.SET_MODE and points[1][0] == points[0][0]:
+            picks = sorted(set(picks) | {1})     # undoing the MIG mode change fails
         for n, pi in enumerate(picks):
             gidx, fn, k, act = points[pi]
             undo_fn = relib.UNDO_CALL[points[pi - 1][1]]

@@ -5,7 +5,7 @@
 # Environment: GPUOPS_COLLECTIONS_PATH, ROLETEST_KEEP (see run.sh).
 set -euo pipefail
 
-# shellcheck source=tests/roles/lib.sh
+# shellcheck source=tests/roles/lib.sh disable=SC1091
 source "$(dirname "$0")/lib.sh"
 HERE=$ROLETEST_HERE
 MIGSIM=$ROLETEST_ROOT/tests/nvml_sim/migsim

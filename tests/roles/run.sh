@@ -14,7 +14,7 @@
 # nsenter for the nspawn tier.
 set -euo pipefail
 
-# shellcheck source=tests/roles/lib.sh
+# shellcheck source=tests/roles/lib.sh disable=SC1091
 source "$(dirname "$0")/lib.sh"
 HERE=$ROLETEST_HERE
 CACHE=${ROLETEST_CACHE:-/var/tmp/gpuops-roletest}
@@ -95,7 +95,7 @@ build_repo() {
                 libnvidia-container-tools) deps="libnvidia-container1 (= $v)" ;;
                 nvidia-container-toolkit-base)
                     install -D -m 755 /dev/null "$d/usr/bin/nvidia-ctk"
-                    sed "s/@VERSION@/$upstream/" "$HERE/fixtures/nvidia-ctk" >"$d/usr/bin/nvidia-ctk"
+                    sed -e "s/@VERSION@/$upstream/" -e "1s|.*|#!/usr/bin/python3|" "$HERE/fixtures/nvidia-ctk" >"$d/usr/bin/nvidia-ctk"
                     install -D -m 644 "$HERE/fixtures/nvidia-cdi-refresh.path" "$d/lib/systemd/system/nvidia-cdi-refresh.path"
                     install -D -m 644 "$HERE/fixtures/nvidia-cdi-refresh.service" "$d/lib/systemd/system/nvidia-cdi-refresh.service"
                     ;;
@@ -135,8 +135,7 @@ start_repo_server() {
     timeout 3600 python3 -m http.server --bind 127.0.0.1 --directory "$REPO" "$PORT" >"$WORK/logs/http.log" 2>&1 &
     local pid=$!
     on_exit "kill $pid 2>/dev/null"
-    local i
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/gpgkey')" 2>/dev/null && break
         sleep 0.1
     done
@@ -164,6 +163,7 @@ ct_play() { # ct_play LABEL EXPECT INVENTORY VARS [extra args]
 pkg_versions_are() { # pkg_versions_are ROOTFS VERSION
     local p v
     for p in "${PACKAGES[@]}"; do
+        # shellcheck disable=SC2016 # dpkg-query's own ${Version} format
         v=$(chroot "$1" dpkg-query -W -f '${Version}' "$p")
         [[ $v == "$2" ]] || { echo "$p is $v, want $2"; return 1; }
     done
@@ -303,8 +303,8 @@ tier_nspawn() {
     systemd-nspawn -b -q --register=no --keep-unit -D "$R" >"$WORK/logs/nspawn-console.log" 2>&1 </dev/null &
     local nspawn=$!
     on_exit "nspawn_stop $nspawn"
-    local init="" i state=""
-    for i in $(seq 120); do
+    local init="" state=""
+    for _ in $(seq 120); do
         init=$(nspawn_pid_of_init "$nspawn" || true)
         if [[ -n $init ]]; then
             state=$(nsenter -t "$init" -a systemctl is-system-running 2>/dev/null || true)
@@ -352,10 +352,10 @@ tier_nspawn() {
 }
 
 nspawn_stop() {
-    local pid=$1 i
+    local pid=$1
     kill -0 "$pid" 2>/dev/null || return 0
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 40); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.25; done
+    for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.25; done
     kill -KILL "$pid" 2>/dev/null || true
 }
 

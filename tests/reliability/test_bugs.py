@@ -1,9 +1,11 @@
 # Copyright (c) 2026 gpuops.mig contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Minimal reproductions of rollback bugs the fault-injection corpus found (plugins/module_utils/_apply.py).
+"""Minimal reproductions of bugs the reliability corpus found in plugins/module_utils.
 
-Each test failed before the fix listed in docs/reliability.md ("Bugs found") and guards it now.
+The rollback tests failed before the fixes in plugins/module_utils/_apply.py listed in
+docs/reliability.md ("Bugs found by this suite") and guard them now; the planner test fails until
+plugins/module_utils/_planner.py ci_options() is fixed.
 """
 
 from __future__ import annotations
@@ -138,3 +140,19 @@ def test_rollback_does_not_put_compute_instances_into_a_reused_gpu_instance_id()
     assert ('create_compute_instance', 1, 1) not in fake.log, fake.log
     new = [gi for gi in fake.gpu.gpu_instances if gi.id == 1]
     assert new and new[0].profile_id == 19 and new[0].compute_instances == ()
+
+
+def test_partial_compute_instances_in_a_new_gpu_instance_get_legal_placements(sim, converge_run) -> None:
+    """plugins/module_utils/_planner.py ci_options(): without NVML's CI placements (no GPU instance of
+    the profile exists yet, so NVML cannot list them) the planner assumes every contiguous start is
+    legal and puts the 2c.7g.80gb at slot 3. NVML only accepts starts aligned to the next power of
+    two >= the size ({0,2,4}:2, {0,4}:3 in a 7g instance), so creating it fails with
+    INVALID_ARGUMENT, the run rolls back, and every later run fails the same way.
+    """
+    state = sim('h100-80gb:1')
+    layouts = [{'devices': 'all', 'mig_enabled': True,
+                'instances': [{'profile': '7g.80gb', 'compute_instances': ['3c.7g.80gb', '2c.7g.80gb', '1c.7g.80gb']}]}]
+    res = converge_run(state, layouts)
+    assert res['ok'], res.get('msg')
+    cis = relib.show(state)['gpus'][0]['gpu_instances'][0]['compute_instances']
+    assert sorted(c['profile'] for c in cis) == ['1c.7g.80gb', '2c.7g.80gb', '3c.7g.80gb']
