@@ -44,10 +44,10 @@ export GPUOPS_COLLECTION_DIR := $(COLL)
 export ANSIBLE_NOCOLOR ?= 1
 export PY_COLORS ?= 0
 
-TEST_TIERS ?= sim test-sim sanity units integration lint docs-lint changelog-lint build import role-tests reliability
+TEST_TIERS ?= sim test-sim sanity units integration lint docs-lint changelog-lint build import role-tests mig-role reliability
 
 .PHONY: help venv collection sim test-sim sanity units integration lint docs-lint changelog-lint \
-        build import role-tests reliability test demo bench clean
+        build import role-tests mig-role reliability test demo bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 18
@@ -147,6 +147,10 @@ endef
 
 role-tests: venv collection ## role tests (tests/roles/run.sh)
 	$(call run_script,tests/roles/run.sh)
+
+mig-role: venv collection ## the mig role and playbooks against the simulator, and the HTML report in Chromium
+	$(call run_script,tests/mig_role/run.sh)
+	$(call run_script,tests/mig_role/report.sh)
 
 reliability: venv collection ## reliability tests (tests/reliability/run.sh)
 	$(call run_script,tests/reliability/run.sh)

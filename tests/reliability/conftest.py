@@ -148,3 +148,32 @@ def split(items: list[t.Any], n: int, weight: t.Callable[[t.Any], float]) -> lis
 
 def workers() -> int:
     return max(1, int(os.environ.get('RELIABILITY_WORKERS', '2')))
+
+
+def module_proc(args: dict[str, t.Any], state: str, tmp_dir: str, check_mode: bool = False) -> tuple[subprocess.Popen, str]:
+    """Start gpuops.mig.mig_layout as Ansible runs a module (args file, JSON on stdout), on the simulator."""
+    path = os.path.join(tmp_dir, 'args-%d.json' % time.monotonic_ns())
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump({'ANSIBLE_MODULE_ARGS': dict(args, _ansible_check_mode=check_mode)}, f)
+    env = dict(os.environ)
+    env.update(relib.sim_env(state))
+    proc = subprocess.Popen([sys.executable, '-m', 'ansible_collections.gpuops.mig.plugins.modules.mig_layout', path],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return proc, path
+
+
+def module_result(proc: subprocess.Popen, timeout: float = 300) -> dict[str, t.Any]:
+    out, err = proc.communicate(timeout=timeout)
+    start = out.find('{')
+    try:
+        res = json.loads(out[start:]) if start >= 0 else {}
+    except ValueError:
+        res = {}
+    res['_rc'] = proc.returncode
+    res['_raw'] = out + err
+    return res
+
+
+def run_module(args: dict[str, t.Any], state: str, tmp_dir: str, check_mode: bool = False, timeout: float = 300) -> dict[str, t.Any]:
+    proc, _ = module_proc(args, state, tmp_dir, check_mode)
+    return module_result(proc, timeout)

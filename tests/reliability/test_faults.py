@@ -233,6 +233,7 @@ def test_corpus(records: dict[str, dict[str, t.Any]]) -> None:
 @pytest.mark.parametrize('tid', [tr['id'] for tr in TRANSITIONS])
 def test_transition(records: dict[str, dict[str, t.Any]], tid: str) -> None:
     rec = records[tid]
+    relib.xfail_if_known_bug(rec['apply_a'].get('msg') or rec.get('baseline', {}).get('msg'))
     assert rec['apply_a']['ok'], 'layout A could not be applied: %s' % rec['apply_a'].get('msg')
     assert rec['dry_run']['ok'], 'dry run of B failed: %s' % rec['dry_run'].get('msg')
     base = rec['baseline']

@@ -160,6 +160,7 @@ def run_crash(tr: dict[str, t.Any], state: str, lock_file: str) -> dict[str, t.A
     points = relib.plan_calls(rec['dry_run']['plan'])
     for k in range(1, len(points) + 1):
         relib.restore(state, snap)
+        relib.migsim('calls', state, '--clear')
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
