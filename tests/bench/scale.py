@@ -10,9 +10,11 @@ var, passed through the play's ``environment:``) and lock file. Per inventory si
 * no-op: the same task again (everything converged);
 * trivial: ``ansible.builtin.command: /bin/true`` on the same inventory, same play settings.
 
-forks: the first size that reaches ``--trial-size`` hosts is run with each candidate; the fastest
-apply is used for every other run. Sizes whose projected time would overrun ``--budget-s`` (the
-whole benchmark's remaining time, from run.sh) are skipped and reported as such.
+forks: the apply at ``--trial-size`` hosts runs once with each candidate; the fastest is used for
+every other run. Runs whose projected time (wall per host of the largest size measured so far)
+would overrun ``--budget-s`` (the benchmark's remaining time, from run.sh) are skipped and
+reported. Larger sizes run once each (no repetitions: the whole benchmark must stay under 20 min
+on a 2-core machine).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def main() -> int:
     ap.add_argument('--out', required=True)
     ap.add_argument('--hosts', default='16 64 256')
     ap.add_argument('--forks', default='8 16', help='candidates; the fastest apply at --trial-size is used')
-    ap.add_argument('--trial-size', type=int, default=64)
+    ap.add_argument('--trial-size', type=int, default=16)
     ap.add_argument('--noop-max', type=int, default=64, help='largest inventory that also gets a no-op run')
     ap.add_argument('--budget-s', type=float, default=900.0)
     args = ap.parse_args()
@@ -128,36 +130,45 @@ def main() -> int:
     runs: list[dict[str, t.Any]] = []
     skipped: list[dict[str, t.Any]] = []
     trial: dict[int, float] = {}
-    # the forks trial runs first, at the smallest size >= --trial-size (or the largest size)
+    per_host: dict[str, tuple[int, float]] = {}     # kind -> (hosts, wall seconds per host) of the largest run so far
     trial_n = min([n for n in sizes if n >= args.trial_size] or [nmax])
-    order = [trial_n] + [n for n in sizes if n != trial_n]
     chosen = candidates[0]
-    per_host: dict[int, float] = {}     # wall seconds per host of apply + trivial, by size
-    for n in order:
+
+    def fits(kinds: t.Sequence[str], n: int) -> bool:
         elapsed = time.perf_counter() - t_start
-        if per_host:
-            ref = max(per_host)          # the largest size measured so far predicts best
-            projected = per_host[ref] * n + (per_host[ref] * n * 0.7 if n <= args.noop_max else 0)
-            if elapsed + projected > args.budget_s:
-                skipped.append({'hosts': n, 'projected_s': round(projected), 'left_s': round(args.budget_s - elapsed)})
-                common.log('scale: skipping %d hosts: projected %.0f s, %.0f s of the budget left' % (
-                    n, projected, args.budget_s - elapsed))
-                continue
-        if n == trial_n:
-            for forks in candidates:
-                runs.append(dict(run('apply', n, forks, 'apply-%d-f%d' % (n, forks)), trial=True))
-                trial[forks] = runs[-1]['wall']
-            chosen = min(trial, key=lambda f: trial[f])
-            for forks in candidates:
-                runs.append(dict(run('trivial', n, forks, 'trivial-%d-f%d' % (n, forks)), trial=True))
-            # leave the states in the chosen run's layout (identical layout either way)
-        else:
-            runs.append(run('apply', n, chosen, 'apply-%d' % n))
-            runs.append(run('trivial', n, chosen, 'trivial-%d' % n))
-        if n <= args.noop_max:
-            runs.append(run('noop', n, chosen, 'noop-%d' % n))
-        mine = [r for r in runs if r['hosts'] == n and r['forks'] == chosen]
-        per_host[n] = sum(r['wall'] for r in mine if r['kind'] in ('apply', 'trivial')) / n
+        if not all(k in per_host for k in kinds):
+            return True
+        projected = sum(per_host[k][1] * n for k in kinds)
+        if elapsed + projected <= args.budget_s:
+            return True
+        skipped.append({'hosts': n, 'kinds': list(kinds), 'projected_s': round(projected),
+                        'left_s': round(args.budget_s - elapsed)})
+        common.log('scale: skipping %s at %d hosts: projected %.0f s, %.0f s of the budget left' % (
+            '+'.join(kinds), n, projected, args.budget_s - elapsed))
+        return False
+
+    def record(r: dict[str, t.Any]) -> None:
+        runs.append(r)
+        k = r['kind']
+        if k not in per_host or r['hosts'] >= per_host[k][0]:
+            per_host[k] = (r['hosts'], r['wall'] / r['hosts'])
+
+    # 1. the forks trial (apply) at the trial size, then trivial and no-op there
+    for forks in candidates:
+        record(dict(run('apply', trial_n, forks, 'apply-%d-f%d' % (trial_n, forks)), trial=True))
+        trial[forks] = runs[-1]['wall']
+    chosen = min(trial, key=lambda f: trial[f])
+    record(run('trivial', trial_n, chosen, 'trivial-%d' % trial_n))
+    record(run('noop', trial_n, chosen, 'noop-%d' % trial_n))
+    # 2. the other sizes, apply + trivial, smallest first; then their no-op runs
+    others = [n for n in sizes if n != trial_n]
+    for n in others:
+        if fits(('apply', 'trivial'), n):
+            record(run('apply', n, chosen, 'apply-%d' % n))
+            record(run('trivial', n, chosen, 'trivial-%d' % n))
+    for n in others:
+        if n <= args.noop_max and any(r['hosts'] >= n and r['kind'] == 'apply' for r in runs) and fits(('noop',), n):
+            record(run('noop', n, chosen, 'noop-%d' % n))
     common.write_json(args.out, {'gpus_per_host': GPUS, 'model': MODEL, 'layout': LAYOUT, 'forks_candidates': candidates,
                                  'forks_chosen': chosen, 'trial_hosts': trial_n, 'forks_trial_apply_wall': trial, 'runs': runs,
                                  'skipped': skipped, 'budget_s': args.budget_s,
