@@ -12,7 +12,7 @@
   calls x a real driver's per-call cost (tests/bench/data/nvml-realhw-*.json, measured by
   nvml_realhw.py on real hardware; a labelled assumption when no measurement exists).
 * Reconfiguration: one ``mig_layout`` task that changes all 8 GPUs (balanced <-> 7 x 1g).
-* CPU: the module run directly (``python mig_layout.py args.json``), CPU (user+sys of the process,
+* CPU: the module run directly (``python -m ...mig_layout args.json``), CPU (user+sys of the process,
   the simulator's engine included: it runs inside the module's process) against wall time.
 """
 
@@ -73,7 +73,7 @@ def run_module_direct(python: str, module: str, args: dict[str, t.Any], env: dic
         json.dump({'ANSIBLE_MODULE_ARGS': args}, f)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run([python, module, path], env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run([python, '-m', module, path], env=env, capture_output=True, text=True, check=False, cwd=work)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
@@ -212,29 +212,50 @@ def main() -> int:
     common.log('overhead no-op: mig_layout %.3f s, command %.3f s, ratio %.2f, %d NVML calls' % (
         result['noop']['layout_median'], result['noop']['true_median'], result['noop']['ratio'], result['noop']['nvml_calls_per_run']))
 
+    # 1b. module payload size (AnsiballZ files a non-pipelined run leaves behind with keep_remote_files)
+    keep = os.path.join(work, 'remote-keep')
+    env_keep = dict(env, ANSIBLE_PIPELINING='0', ANSIBLE_KEEP_REMOTE_FILES='1', ANSIBLE_REMOTE_TEMP=keep)
+    res = A.run_playbook(noop_pb, inv, env_keep, os.path.join(work, 'noop-nopipelining.log'), ['-e', '@' + vars_a])
+    A.check(res, 'no-op play without pipelining')
+    payload: dict[str, int] = {}
+    for path in glob.glob(os.path.join(keep, '**', 'AnsiballZ_*.py'), recursive=True):
+        name = os.path.basename(path)[len('AnsiballZ_'):-len('.py')]
+        payload[name] = max(payload.get(name, 0), os.path.getsize(path))
+    result['payload_bytes'] = payload
+    result['noop_no_pipelining'] = {'layout_median': common.median(task_times(res, 'mig_layout')),
+                                    'true_median': common.median(task_times(res, 'command'))}
+
     # 2. the module process run directly, no-op
-    module = os.path.join(os.environ['BENCH_COLLECTIONS'], 'ansible_collections', 'gpuops', 'mig', 'plugins', 'modules', 'mig_layout.py')
+    module = 'ansible_collections.gpuops.mig.plugins.modules.mig_layout'
     menv = dict(env, PYTHONPATH=os.environ['BENCH_COLLECTIONS'], **senv)
     margs_a = {'layouts': LAYOUT_A, 'lock_file': lock}
     margs_b = {'layouts': LAYOUT_B, 'lock_file': lock}
     direct_noop = [run_module_direct(python, module, margs_a, menv, work) for _ in range(runs)]
     if any(r['changed'] for r in direct_noop):
         raise SystemExit('direct no-op module run reported changed')
-    cmd_module = subprocess.run([python, '-c', 'import ansible.modules.command as m; print(m.__file__)'], env=menv,
-                                capture_output=True, text=True, check=True).stdout.strip()
+    cmd_module = 'ansible.modules.command'
     direct_true = [run_module_direct(python, cmd_module, {'_raw_params': '/bin/true'}, menv, work) for _ in range(runs)]
-    # interpreter + imports only (the same imports, no NVML work)
-    imports = []
+    # interpreter start and imports alone, step by step (no NVML work); the collection's files have no
+    # .pyc here (PYTHONDONTWRITEBYTECODE), as in an AnsiballZ payload, which Python compiles on every run
+    import_steps = [
+        ('python -c pass', 'pass'),
+        ('+ ansible.module_utils.basic', 'import ansible.module_utils.basic'),
+        ('+ pynvml', 'import ansible.module_utils.basic, pynvml'),
+        ('+ the mig_layout module and its module_utils',
+         'import ansible.module_utils.basic, pynvml, ansible_collections.gpuops.mig.plugins.modules.mig_layout'),
+    ]
+    import_times: dict[str, list[float]] = {k: [] for k, _ in import_steps}
     for _ in range(runs):
-        s = time.perf_counter()
-        subprocess.run([python, '-c', 'import ansible.module_utils.basic, pynvml, '
-                        'ansible_collections.gpuops.mig.plugins.module_utils._converge, '
-                        'ansible_collections.gpuops.mig.plugins.module_utils._module'], env=menv, check=True)
-        imports.append(time.perf_counter() - s)
+        for label, code in import_steps:
+            s = time.perf_counter()
+            subprocess.run([python, '-c', code], env=menv, check=True, cwd=work)
+            import_times[label].append(time.perf_counter() - s)
+    imports = import_times[import_steps[-1][0]]
     result['direct_noop'] = {
         'wall_median': common.median([r['wall'] for r in direct_noop]),
         'cpu_median': common.median([r['user'] + r['sys'] for r in direct_noop]),
         'startup_imports_median': common.median(imports),
+        'import_steps': [[k, common.median(v)] for k, v in import_times.items()],
         'true_wall_median': common.median([r['wall'] for r in direct_true]),
         'true_cpu_median': common.median([r['user'] + r['sys'] for r in direct_true]),
     }

@@ -12,6 +12,7 @@
 #   BENCH_SCALE_HOSTS="16 64 256"  inventory sizes of the scale benchmark
 #   BENCH_FORKS="8 16"        forks candidates (the faster apply at the trial size is used)
 #   BENCH_BUDGET_S=1140       whole-run budget: scale runs that would overrun it are skipped (and reported)
+#   BENCH_MODELS=h100-80gb,a100-40gb,a30-24gb,rtx-pro-6000   models of the disruption and feasibility stages
 #   BENCH_OUTPUT=docs/benchmarks.md
 #   BENCH_KEEP=1              keep the work directory (logs, simulator states, raw JSON)
 # Exit status: 1 if a claim fails (our plan destroys more than the minimum somewhere) or a stage fails.
@@ -24,6 +25,7 @@ RUNS=${BENCH_RUNS:-5}
 HOSTS=${BENCH_SCALE_HOSTS:-16 64 256}
 FORKS=${BENCH_FORKS:-8 16}
 BUDGET=${BENCH_BUDGET_S:-1140}
+MODELS=${BENCH_MODELS:-h100-80gb,a100-40gb,a30-24gb,rtx-pro-6000}
 OUTPUT=${BENCH_OUTPUT:-$ROOT/docs/benchmarks.md}
 T0=$(date +%s)
 
@@ -56,7 +58,7 @@ export PYTHONDONTWRITEBYTECODE=1
 {
     printf 'start\t%s\n' "$T0"
     printf 'date\t%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
-    printf 'ansible\t%s\n' "$(ansible-playbook --version | head -n 1)"
+    printf 'ansible\t%s\n' "$(ansible-playbook --version | sed -n 1p)"
     printf 'ansible_playbook\t%s\n' "$(command -v ansible-playbook)"
     printf 'python\t%s\n' "$("$PY" -c 'import sys; print(sys.version.split()[0])') ($PY)"
     printf 'pynvml\t%s\n' "$("$PY" -c 'import importlib.metadata as m; print(m.version("nvidia-ml-py"))' 2>/dev/null || echo unknown)"
@@ -78,9 +80,9 @@ stage() {
     return $rc
 }
 
-stage disruption "$PY" "$HERE/disruption.py" --work "$WORK" --out "$RESULTS/disruption.json" || {
+stage disruption "$PY" "$HERE/disruption.py" --work "$WORK" --out "$RESULTS/disruption.json" --models "$MODELS" || {
     rc=$?; if [[ $rc -eq 1 && -s $RESULTS/disruption.json ]]; then claim_failed=1; else failed+=(disruption); fi; }
-stage feasibility "$PY" "$HERE/feasibility.py" --work "$WORK" --out "$RESULTS/feasibility.json" || failed+=(feasibility)
+stage feasibility "$PY" "$HERE/feasibility.py" --work "$WORK" --out "$RESULTS/feasibility.json" --models "$MODELS" || failed+=(feasibility)
 stage overhead "$PY" "$HERE/overhead.py" --work "$WORK" --out "$RESULTS/overhead.json" --runs "$RUNS" || failed+=(overhead)
 left=$(( BUDGET - ($(date +%s) - T0) - 20 ))
 stage scale "$PY" "$HERE/scale.py" --work "$WORK" --out "$RESULTS/scale.json" --hosts "$HOSTS" --forks "$FORKS" \

@@ -49,7 +49,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     start = getattr(session.config, 'reliability_start', time.time())
     tr = session.config.pluginmanager.get_plugin('terminalreporter')
-    stats = {k: len(v) for k, v in (tr.stats.items() if tr else []) if k in ('passed', 'failed', 'error', 'skipped')}
+    stats = {k: len(v) for k, v in (tr.stats.items() if tr else []) if k in ('passed', 'failed', 'error', 'skipped', 'xfailed')}
     report.write(out, report.FIGURES, stats, time.time() - start)
 
 
@@ -177,3 +177,29 @@ def module_result(proc: subprocess.Popen, timeout: float = 300) -> dict[str, t.A
 def run_module(args: dict[str, t.Any], state: str, tmp_dir: str, check_mode: bool = False, timeout: float = 300) -> dict[str, t.Any]:
     proc, _ = module_proc(args, state, tmp_dir, check_mode)
     return module_result(proc, timeout)
+
+
+def run_playbook(tasks: list[dict[str, t.Any]], state: str, tmp_path: t.Any, extra_env: dict[str, str] | None = None,
+                 timeout: float = 300) -> dict[str, t.Any]:
+    """Run one play on localhost (local connection) with the simulator's environment; results by task name."""
+    import yaml  # pylint: disable=import-outside-toplevel
+    play = [{'name': 'reliability', 'hosts': 'localhost', 'gather_facts': False, 'connection': 'local',
+             'environment': relib.sim_env(state), 'tasks': tasks}]
+    path = os.path.join(str(tmp_path), 'play-%d.yml' % time.monotonic_ns())
+    with open(path, 'w', encoding='utf-8') as f:
+        yaml.safe_dump(play, f)
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK='ansible.builtin.json', ANSIBLE_LOAD_CALLBACK_PLUGINS='1')
+    env.update(extra_env or {})
+    proc = subprocess.run(['ansible-playbook', '-i', 'localhost,', path], capture_output=True, text=True, env=env,
+                          timeout=timeout, check=False)
+    raw = proc.stdout + proc.stderr
+    start = proc.stdout.find('{')
+    try:
+        data = json.loads(proc.stdout[start:])
+    except ValueError as exc:
+        raise AssertionError('ansible-playbook output is not JSON (rc %d): %s\n%s' % (proc.returncode, exc, raw[-4000:]))
+    results = {}
+    for p in data['plays']:
+        for tk in p['tasks']:
+            results[tk['task']['name']] = tk['hosts'].get('localhost', {})
+    return {'rc': proc.returncode, 'results': results, 'raw': raw, 'stats': data.get('stats', {})}

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import re
-import subprocess
 import time
 import typing as t
 
@@ -30,7 +28,7 @@ from hypothesis import strategies as st
 
 import relib
 import report
-from conftest import converge_in_process
+from conftest import converge_in_process, run_playbook
 
 from ansible_collections.gpuops.mig.plugins.module_utils._converge import ConvergeError, converge
 from ansible_collections.gpuops.mig.plugins.module_utils._model import SpecError
@@ -410,7 +408,7 @@ def test_converge_survives_any_value(host: dict[str, t.Any], layouts: t.Any) -> 
     assert not adapter.mutations
 
 
-@hyp(60)
+@hyp(40)
 @given(case=st.one_of(bad_layouts(), bad_plans()))
 def test_bad_layouts_make_no_mutating_nvml_call(host: dict[str, t.Any], case: tuple[t.Any, str]) -> None:
     """The real NvmlAdapter against the simulator: migsim calls shows no mutating call, migsim show no change."""
@@ -647,29 +645,3 @@ def test_module_rejects_bad_input(host: dict[str, t.Any], tmp_path: t.Any, playb
 @pytest.fixture
 def playbook(tmp_path: t.Any) -> t.Callable[..., dict[str, t.Any]]:
     return lambda tasks, state, **kw: run_playbook(tasks, state, tmp_path, **kw)
-
-
-def run_playbook(tasks: list[dict[str, t.Any]], state: str, tmp_path: t.Any, extra_env: dict[str, str] | None = None,
-                 timeout: float = 300) -> dict[str, t.Any]:
-    """Run one play on localhost (local connection) with the simulator's environment; results by task name."""
-    import yaml  # pylint: disable=import-outside-toplevel
-    play = [{'name': 'reliability', 'hosts': 'localhost', 'gather_facts': False, 'connection': 'local',
-             'environment': relib.sim_env(state), 'tasks': tasks}]
-    path = os.path.join(str(tmp_path), 'play-%d.yml' % time.monotonic_ns())
-    with open(path, 'w', encoding='utf-8') as f:
-        yaml.safe_dump(play, f)
-    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK='ansible.builtin.json', ANSIBLE_LOAD_CALLBACK_PLUGINS='1')
-    env.update(extra_env or {})
-    proc = subprocess.run(['ansible-playbook', '-i', 'localhost,', path], capture_output=True, text=True, env=env,
-                          timeout=timeout, check=False)
-    raw = proc.stdout + proc.stderr
-    start = proc.stdout.find('{')
-    try:
-        data = json.loads(proc.stdout[start:])
-    except ValueError as exc:
-        raise AssertionError('ansible-playbook output is not JSON (rc %d): %s\n%s' % (proc.returncode, exc, raw[-4000:]))
-    results = {}
-    for p in data['plays']:
-        for tk in p['tasks']:
-            results[tk['task']['name']] = tk['hosts'].get('localhost', {})
-    return {'rc': proc.returncode, 'results': results, 'raw': raw, 'stats': data.get('stats', {})}

@@ -24,7 +24,7 @@ import pytest
 import relib
 import report
 from conftest import converge_in_process, module_proc, module_result, run_module
-from test_bad_input import run_playbook
+from conftest import run_playbook
 
 from ansible_collections.gpuops.mig.plugins.module_utils._lock import host_lock
 

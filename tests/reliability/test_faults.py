@@ -20,8 +20,10 @@ plan inject an error with ``migsim fault add`` and converge to B. Promises check
 from __future__ import annotations
 
 import collections
+import json
 import os
 import re
+import sys
 import typing as t
 
 import pytest
@@ -29,7 +31,7 @@ import pytest
 import corpus
 import relib
 import report
-from conftest import run_workers, split, workers
+from conftest import run_playbook, run_workers, split, workers
 
 TRANSITIONS = corpus.transitions()
 FULL = os.environ.get('RELIABILITY_FULL') == '1'
@@ -266,3 +268,59 @@ def test_figures(records: dict[str, dict[str, t.Any]]) -> None:
     assert fig['rollback_fault_incomplete_reported'] == fig['rollback_fault_runs']
     assert fig['by_call'].keys() >= set(relib.MUTATING)
     assert fig['by_error'].keys() >= set(relib.ERRORS) | {relib.PENDING}
+
+
+def test_faults_through_the_module(tmp_path: t.Any) -> None:
+    """The representative path: ansible-playbook runs mig_layout, faults come from the migsim executable.
+
+    H100: apply "balanced"; a fault on the first GPU instance create while going to "two-3g" is
+    rolled back; a second fault on the rollback's own create leaves it unfinished (said so, and
+    what exists is listed); a clean run converges; a pending mode change while disabling MIG is
+    reported in reset_required without failing.
+    """
+    state = str(tmp_path / 'state.json')
+    relib.migsim_exe('init', state, '--gpus', 'h100-80gb:1')
+    h100 = corpus.LAYOUTS['h100-80gb']
+    lock = str(tmp_path / 'lock')
+
+    def layout(name: str, task: str, **kw: t.Any) -> dict[str, t.Any]:
+        return dict({'name': task, 'gpuops.mig.mig_layout': {'layouts': corpus.layouts_arg([h100[name]]), 'lock_file': lock}}, **kw)
+
+    def sim(task: str, *args: t.Any) -> dict[str, t.Any]:
+        return {'name': task, 'ansible.builtin.command': {'argv': [sys.executable, relib.MIGSIM, *map(str, args)]},
+                'changed_when': False}
+
+    tasks = [
+        layout('balanced', 'apply A'),
+        sim('show A', 'show', state),
+        sim('fault 1', 'fault', 'add', state, '--call', relib.CREATE_GI, '--nth', 1, '--error', 'IN_USE'),
+        layout('two-3g', 'B with a fault', ignore_errors=True),
+        sim('show after the fault', 'show', state),
+        sim('fault 2', 'fault', 'add', state, '--call', relib.CREATE_GI, '--nth', 1, '--error', 'UNKNOWN'),
+        sim('fault 3 (hits the rollback)', 'fault', 'add', state, '--call', relib.CREATE_GI, '--nth', 1, '--error', 'GPU_IS_LOST'),
+        layout('two-3g', 'B with a fault on the rollback', ignore_errors=True),
+        sim('show after the unfinished rollback', 'show', state),
+        layout('two-3g', 'B again'),
+        sim('fault 4', 'fault', 'add', state, '--call', relib.SET_MODE, '--nth', 1, '--error', 'PENDING'),
+        layout('off', 'disable, left pending'),
+        sim('show after the pending change', 'show', state),
+    ]
+    out = run_playbook(tasks, state, tmp_path)
+    r = out['results']
+    assert 'Traceback (most recent' not in out['raw'] and 'MODULE FAILURE' not in out['raw'], out['raw'][-3000:]
+    gpu = lambda task: json.loads(r[task]['stdout'])['gpus'][0]  # noqa: E731
+    assert not r['apply A'].get('failed'), r['apply A']
+    first = r['B with a fault']
+    assert first.get('failed') and relib.CREATE_GI in first['msg'] and 'NVML_ERROR_IN_USE' in first['msg'], first
+    assert 'original layout again' in first['msg'] and not first.get('changed')
+    assert relib.signature(gpu('show after the fault')) == relib.signature(gpu('show A'))
+    second = r['B with a fault on the rollback']
+    assert second.get('failed') and 'Rollback could not finish' in second['msg'] and 'NVML_ERROR_GPU_IS_LOST' in second['msg'], second
+    assert not check_claim(second['msg'], {0: gpu('show after the unfinished rollback')})
+    assert second.get('changed'), 'an unfinished rollback changed the GPU: changed must be true'
+    assert not r['B again'].get('failed') and r['B again'].get('changed'), r['B again']
+    pending = r['disable, left pending']
+    assert not pending.get('failed') and pending.get('reset_required') == [0], pending
+    after = gpu('show after the pending change')
+    assert after['mig_mode'] == {'current': 'enabled', 'pending': 'disabled'} and after['gpu_instances'] == []
+    report.FIGURES.setdefault('faults', {})['module_runs'] = 'ansible-playbook: fault rolled back, rollback fault reported, pending reported'
