@@ -19,7 +19,7 @@ export ANSIBLE_COLLECTIONS_PATH=$WORK/demo/collections
 ansible-playbook -i "$WORK/demo/inventory" "$ROOT/playbooks/report.yml" -e gpuops_mig_report_dir="$WORK/report" \
   > "$WORK/report.log" 2>&1 || { tail -n 40 "$WORK/report.log"; die "report.yml"; }
 html=$WORK/report/index.html
-[ -s "$html" ] && [ -s "$WORK/report/summary.md" ] || die "report files missing"
+{ [ -s "$html" ] && [ -s "$WORK/report/summary.md" ]; } || die "report files missing"
 ! grep -Eq '(src|href)="(https?:)?//' "$html" || die "report references external assets"
 
 gpus=$(for h in gpu-h100-01 gpu-a100-01 gpu-h200-01; do "$MIGSIM" show "$WORK/demo/hosts/$h.json"; done \

@@ -232,10 +232,10 @@ ok "--check --diff reports a different layout and changes nothing"
 # ---------------------------------------------------------------- 3. reboot + boot service
 "$MIGSIM" reboot "$WORK/hopper.json"
 layout "$WORK/hopper.json" | grep -q "^0 disabled disabled \[\]" || die "simulated reboot kept the Hopper layout"
-( export LD_LIBRARY_PATH=$SIMLIB MIGSIM_STATE=$WORK/hopper.json
+env LD_LIBRARY_PATH="$SIMLIB" MIGSIM_STATE="$WORK/hopper.json" \
   "$PY" "$WORK/hopper/libexec/gpuops-mig/gpuops-mig-apply" --lib-dir "$WORK/hopper/lib/gpuops-mig" \
     --layout-file "$WORK/hopper/etc/gpuops/mig-layout.json" --device-map "$WORK/hopper/etc/gpuops/mig-devices.json" \
-    --lock-file "$WORK/hopper/gpuops-mig.lock" ) > "$WORK/boot.log" 2>&1 || { cat "$WORK/boot.log"; die "boot entry script failed"; }
+    --lock-file "$WORK/hopper/gpuops-mig.lock" > "$WORK/boot.log" 2>&1 || { cat "$WORK/boot.log"; die "boot entry script failed"; }
 [ "$(layout "$WORK/hopper.json")" = "$(cat "$WORK/hopper.layout1")" ] \
   || die "boot service restored a different layout: $(layout "$WORK/hopper.json") vs $(cat "$WORK/hopper.layout1")"
 grep -q "converged" "$WORK/boot.log" || die "boot log: $(cat "$WORK/boot.log")"
@@ -254,12 +254,13 @@ ok "role run after the boot re-apply: changed=0 (boot script writes the same dev
 
 # boot script with nothing recorded / broken NVML -> clear exit codes
 "$PY" "$WORK/hopper/libexec/gpuops-mig/gpuops-mig-apply" --layout-file "$WORK/none.json" | grep -q "nothing to do" || die "no layout file"
-rc=0; ( export LD_LIBRARY_PATH=$SIMLIB MIGSIM_STATE=$WORK/hopper.json; "$MIGSIM" set "$WORK/hopper.json" --driver-not-loaded
+rc=0; "$MIGSIM" set "$WORK/hopper.json" --driver-not-loaded
+env LD_LIBRARY_PATH="$SIMLIB" MIGSIM_STATE="$WORK/hopper.json" \
   "$PY" "$WORK/hopper/libexec/gpuops-mig/gpuops-mig-apply" --lib-dir "$WORK/hopper/lib/gpuops-mig" \
-    --layout-file "$WORK/hopper/etc/gpuops/mig-layout.json" --device-map "$WORK/x.json" --lock-file "$WORK/hopper/gpuops-mig.lock" ) \
+    --layout-file "$WORK/hopper/etc/gpuops/mig-layout.json" --device-map "$WORK/x.json" --lock-file "$WORK/hopper/gpuops-mig.lock" \
   > "$WORK/boot-fail.log" 2>&1 || rc=$?
 "$MIGSIM" set "$WORK/hopper.json" --driver-loaded
-[ "$rc" = 1 ] && grep -q "FAILED" "$WORK/boot-fail.log" || die "boot script with the driver not loaded: rc=$rc $(cat "$WORK/boot-fail.log")"
+{ [ "$rc" = 1 ] && grep -q "FAILED" "$WORK/boot-fail.log"; } || die "boot script with the driver not loaded: rc=$rc $(cat "$WORK/boot-fail.log")"
 ok "boot script: no recorded layout -> exit 0; driver not loaded -> exit 1 with a FAILED message"
 
 echo "mig_role: $pass checks passed"

@@ -22,6 +22,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import typing as t
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -49,6 +50,7 @@ ERRORS = ('INSUFFICIENT_RESOURCES', 'IN_USE', 'NO_PERMISSION', 'UNKNOWN', 'GPU_I
 PENDING = 'PENDING'
 
 _CLI = None
+_CLI_LOCK = threading.Lock()     # redirect_stdout is process-wide
 
 
 def migsim_cli_module() -> t.Any:
@@ -74,7 +76,7 @@ def sim_core() -> t.Any:
 def migsim(*args: t.Any) -> str:
     """Run one migsim verb in-process (same code as the executable); return its stdout."""
     buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
+    with _CLI_LOCK, contextlib.redirect_stdout(buf):
         rc = migsim_cli_module().main([str(a) for a in args])
     if rc:
         raise RuntimeError('migsim %s: exit %s' % (' '.join(map(str, args)), rc))

@@ -43,6 +43,8 @@ def records(work_dir: str) -> dict[str, dict[str, t.Any]]:
     fig['converged'] = sum(1 for k in kills if k.get('rerun', {}).get('ok') and not k.get('again', {}).get('changed', True))
     fig['max_lock_wait_s'] = max((k.get('lock_wait_s', 0) for k in kills), default=0)
     fig['leaks'] = 0
+    fig['blocked'] = sum(1 for r in recs.values()
+                         if relib.KNOWN_CI_PLACEMENT_BUG in (r['apply_a'].get('msg') or r.get('baseline', {}).get('msg') or ''))
     return recs
 
 

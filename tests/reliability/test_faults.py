@@ -60,6 +60,8 @@ def _figures(by_id: dict[str, dict[str, t.Any]]) -> None:
     fig['transitions'] = len(by_id)
     fig['models'] = sorted({r['model'] for r in by_id.values()})
     fig['two_gpu_transitions'] = sum(1 for r in by_id.values() if r['gpus'] > 1)
+    fig['blocked'] = sum(1 for r in by_id.values()
+                         if relib.KNOWN_CI_PLACEMENT_BUG in (r['apply_a'].get('msg') or r.get('baseline', {}).get('msg') or ''))
     fig['with_process'] = sum(1 for r in by_id.values() if r.get('process'))
     fig['injection_points'] = sum(len(r.get('points', [])) for r in by_id.values())
     fig['points_tried'] = len({(r['id'], run['point']) for r in by_id.values() for run in r.get('runs', [])})
