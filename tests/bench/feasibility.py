@@ -139,7 +139,7 @@ def main() -> int:
             parts = dict(pool.imap_unordered(run_model, jobs))
     else:
         parts = dict(run_model(j) for j in jobs)
-    result: dict[str, t.Any] = {'models': {m: parts[m] for m in models}, 'jobs': args.jobs}
+    result: dict[str, t.Any] = {'models': {m: parts[m] for m in models}, 'jobs': args.jobs, 'max_orders_cap': MP.MAX_ORDERS}
     common.write_json(args.out, result)
     return 0
 

@@ -52,6 +52,10 @@ TRUE_TASK = """    - name: command true %d
       ansible.builtin.command: /bin/true
       changed_when: false
 """
+RESULT_TASK = """    - name: same-size result %d
+      bench_result:
+        path: "{{ result_file }}"
+"""
 LAYOUT_TASK = """    - name: mig_layout %d
       gpuops.mig.mig_layout:
         layouts: "{{ layout }}"
@@ -83,7 +87,7 @@ def run_module_direct(python: str, module: str, args: dict[str, t.Any], env: dic
     if out.get('failed'):
         raise SystemExit('module run failed: %s' % out.get('msg'))
     return {'wall': wall, 'user': after.ru_utime - before.ru_utime, 'sys': after.ru_stime - before.ru_stime,
-            'changed': bool(out.get('changed'))}
+            'changed': bool(out.get('changed')), 'output': out}
 
 
 def real_driver_data() -> list[dict[str, t.Any]]:
@@ -118,6 +122,7 @@ def estimate(result: dict[str, t.Any], calls_in_process: float) -> dict[str, t.A
     """
     out: dict[str, t.Any] = {'sources': [], 'estimates': []}
     nvml_sim = result['inprocess_noop']['nvml_median'] * result['noop']['nvml_calls_per_run'] / max(calls_in_process, 1)
+    nvml_sim += result['inprocess_noop']['sim_init_seconds']
     out['nvml_sim_seconds_per_task'] = nvml_sim
     for d in real_driver_data():
         measured = {k: v for k, v in d.get('us_per_call', {}).items() if v is not None}
@@ -167,13 +172,14 @@ def main() -> int:
     senv = common.sim_env(state)
     python = A.ansible_python()
     lock = os.path.join(work, 'gpuops-mig.lock')
+    result_file = os.path.join(work, 'noop-result.json')
     inv = os.path.join(work, 'inventory.ini')
     with open(inv, 'w', encoding='utf-8') as f:
-        f.write('gpuhost ansible_connection=local ansible_python_interpreter=%s sim_lib=%s sim_state=%s lock_file=%s\n'
-                % (python, senv['LD_LIBRARY_PATH'], state, lock))
+        f.write('gpuhost ansible_connection=local ansible_python_interpreter=%s sim_lib=%s sim_state=%s lock_file=%s result_file=%s\n'
+                % (python, senv['LD_LIBRARY_PATH'], state, lock, result_file))
     noop_pb = os.path.join(work, 'noop.yml')
     with open(noop_pb, 'w', encoding='utf-8') as f:
-        f.write(PLAY_HEAD + ''.join(TRUE_TASK % i + LAYOUT_TASK % i for i in range(1, PAIRS_PER_PLAY + 1)))
+        f.write(PLAY_HEAD + ''.join(TRUE_TASK % i + RESULT_TASK % i + LAYOUT_TASK % i for i in range(1, PAIRS_PER_PLAY + 1)))
     apply_pb = os.path.join(work, 'apply.yml')
     with open(apply_pb, 'w', encoding='utf-8') as f:
         f.write(PLAY_HEAD + LAYOUT_TASK % 1)
@@ -183,15 +189,24 @@ def main() -> int:
         with open(path, 'w', encoding='utf-8') as f:
             json.dump({'layout': lay}, f)
     env = A.base_env(work)
+    env['ANSIBLE_LIBRARY'] = os.path.join(common.HERE, 'library')
     result: dict[str, t.Any] = {'gpus': GPUS, 'model': 'h100-80gb', 'layout_a': LAYOUT_A, 'layout_b': LAYOUT_B,
                                 'runs': runs, 'pairs_per_play': PAIRS_PER_PLAY, 'python': python}
 
     # warm-up: converge to A (not measured)
     res = A.run_playbook(apply_pb, inv, env, os.path.join(work, 'warmup.log'), ['-e', '@' + vars_a])
     A.check(res, 'warm-up apply')
+    module = 'ansible_collections.gpuops.mig.plugins.modules.mig_layout'
+    menv = dict(env, PYTHONPATH=os.environ['BENCH_COLLECTIONS'], **senv)
+    margs_a = {'layouts': LAYOUT_A, 'lock_file': lock}
+    margs_b = {'layouts': LAYOUT_B, 'lock_file': lock}
+    first = run_module_direct(python, module, margs_a, menv, work)
+    with open(result_file, 'w', encoding='utf-8') as f:
+        json.dump(first['output'], f)
+    result['result_bytes'] = os.path.getsize(result_file)
 
     # 1. no-op task vs command: /bin/true in the same play
-    noop_layout, noop_true, noop_calls, noop_changed = [], [], [], []
+    noop_layout, noop_true, noop_result, noop_calls, noop_changed = [], [], [], [], []
     for i in range(runs):
         c0 = common.sim_calls(state)
         res = A.run_playbook(noop_pb, inv, env, os.path.join(work, 'noop-%d.log' % i), ['-e', '@' + vars_a])
@@ -200,10 +215,12 @@ def main() -> int:
         noop_calls.append(sum(d.values()) / PAIRS_PER_PLAY)
         noop_layout += task_times(res, 'mig_layout')
         noop_true += task_times(res, 'command')
+        noop_result += task_times(res, 'bench_result')
         noop_changed += changed(res, 'mig_layout')
     calls_by_fn = {k: v / PAIRS_PER_PLAY for k, v in d.items()}
     result['noop'] = {
-        'layout_task': noop_layout, 'true_task': noop_true,
+        'layout_task': noop_layout, 'true_task': noop_true, 'result_task': noop_result,
+        'result_median': common.median(noop_result),
         'layout_median': common.median(noop_layout), 'true_median': common.median(noop_true),
         'ratio': common.median(noop_layout) / common.median(noop_true),
         'nvml_calls_per_run': common.median(noop_calls), 'calls_by_function': calls_by_fn,
@@ -226,10 +243,6 @@ def main() -> int:
                                     'true_median': common.median(task_times(res, 'command'))}
 
     # 2. the module process run directly, no-op
-    module = 'ansible_collections.gpuops.mig.plugins.modules.mig_layout'
-    menv = dict(env, PYTHONPATH=os.environ['BENCH_COLLECTIONS'], **senv)
-    margs_a = {'layouts': LAYOUT_A, 'lock_file': lock}
-    margs_b = {'layouts': LAYOUT_B, 'lock_file': lock}
     direct_noop = [run_module_direct(python, module, margs_a, menv, work) for _ in range(runs)]
     if any(r['changed'] for r in direct_noop):
         raise SystemExit('direct no-op module run reported changed')
@@ -286,6 +299,14 @@ def main() -> int:
         if r['changed']:
             raise SystemExit('in-process no-op converge changed something')
         inproc.append({'total': total, 'nvml': ad.nvml_seconds, 'calls': ad.calls})
+    # the simulator's start-up in a fresh process (library load, engine import, first nvmlInit): a real
+    # driver has its own nvmlInit cost instead, which the estimate adds from the real-hardware data
+    sim_init = []
+    for _ in range(runs):
+        out = subprocess.run([python, '-c', 'import time, pynvml; s = time.perf_counter(); pynvml.nvmlInit(); '
+                              'print(time.perf_counter() - s); pynvml.nvmlShutdown()'],
+                             env=menv, capture_output=True, text=True, check=True, cwd=work).stdout
+        sim_init.append(float(out.strip().splitlines()[-1]))
     pynvml.nvmlInit()
     h = pynvml.nvmlDeviceGetHandleByIndex(0)
     per_call = []
@@ -305,6 +326,7 @@ def main() -> int:
         'adapter_calls': calls_med,
         'sim_us_per_call_in_converge': nvml_med / calls_med * 1e6,
         'sim_us_per_call_getmigmode': common.median(per_call) * 1e6,
+        'sim_init_seconds': common.median(sim_init),
     }
 
     # 4. estimate with a real driver's per-call cost, function by function

@@ -24,6 +24,11 @@ VARIANT_LABEL = {
 }
 
 
+def ordered(d: t.Mapping[str, t.Any], keys: t.Sequence[str]) -> list[tuple[str, t.Any]]:
+    """Items of ``d`` in the order of ``keys``, then any others sorted."""
+    return [(k, d[k]) for k in keys if k in d] + sorted((k, v) for k, v in d.items() if k not in keys)
+
+
 def load(results: str, name: str) -> t.Any:
     path = os.path.join(results, name)
     if not os.path.exists(path):
@@ -133,7 +138,8 @@ def main() -> int:
     L += table(['', ''], rows)
     if stages:
         w('The machine is shared with other work: the load average (1, 5, 15 min) at the end of each stage shows how busy'
-          ' it was. Wall times on this machine are noisy; ratios taken inside one play (section 3) are the robust figures.')
+          ' it was (during the scale stage it also counts the benchmark\'s own forks). Wall times on this machine are'
+          ' noisy; ratios taken inside one play (section 3) are the robust figures.')
         w('')
         L += table(['stage', 'seconds', 'exit', 'load average at end'],
                    [[r[0], int(r[2]) - int(r[1]), r[3], r[4]] for r in stages])
@@ -217,21 +223,28 @@ def main() -> int:
           ' checked separately: a plan with any action there counts as a failure.' % len(dis['reference_disagreements']))
         w('')
         rows = []
-        for model, info in dis['models'].items():
+        for model, info in ordered(dis['models'], list(MODEL_LABEL)):
             rows.append([MODEL_LABEL.get(model, model), info['valid_layouts'], info['maximal_layouts'],
                          info['maximal_placed_layouts'], info['maximal_without_me'], info['maximal_without_me_all_slices'],
                          info['maximal_placed_without_me_multisets']])
         L += table(['model', 'valid layouts', 'maximal layouts', 'maximal placed layouts',
                     'maximal, no +me', '... using every compute slice', 'multisets of maximal placed layouts, no +me'], rows)
-        w('Cross-check with `shared/reference/mig-hardware.md` section 3 (8-slot GPUs, `+me` ignored): it lists 17 maximal'
-          ' layouts that use all 7 compute slices and counts 38 maximal multisets including partly used ones. The 17 match;'
-          ' the 38 are the multisets of maximal *placed* layouts (a fragmented placement can block an instance that another'
-          ' placement of the same multiset would admit); 28 multisets are maximal whatever the placement.')
-        w('')
+        eight = [i for mdl, i in ordered(dis['models'], list(MODEL_LABEL)) if mdl in ('h100-80gb', 'a100-40gb')]
+        if eight:
+            i = eight[0]
+            w('Cross-check with `shared/reference/mig-hardware.md` section 3 (8-slot GPUs, `+me` ignored), which lists 17'
+              ' maximal layouts that use all 7 compute slices and counts 38 "maximal multisets in total incl. partially used'
+              ' ones": here %d maximal layouts use every compute slice (%s), the multisets of maximal *placed* layouts'
+              ' number %d (%s), and %d multisets are maximal whatever the placement. A fragmented placement can block an'
+              ' instance that another placement of the same multiset would admit, which is why the placed count is larger.'
+              % (i['maximal_without_me_all_slices'], 'matches' if i['maximal_without_me_all_slices'] == 17 else 'DIFFERS',
+                 i['maximal_placed_without_me_multisets'], 'matches the 38' if i['maximal_placed_without_me_multisets'] == 38 else 'DIFFERS from 38',
+                 i['maximal_without_me']))
+            w('')
         rows = []
         totals = {'t': 0, 'o': 0, 'mn': 0, 'mp': 0, 'eq': 0}
-        for model, info in dis['models'].items():
-            for variant, d in info['variants'].items():
+        for model, info in ordered(dis['models'], list(MODEL_LABEL)):
+            for variant, d in ordered(info['variants'], list(VARIANT_LABEL)):
                 rows.append([MODEL_LABEL.get(model, model), variant, d['before_states'], d['transitions'], d['ours'], d['minimum'],
                              d['mig_parted'], '%d / %d' % (d['ours_equals_min'], d['transitions']),
                              pct(d['mig_parted'] - d['ours'], d['mig_parted']),
@@ -257,7 +270,7 @@ def main() -> int:
                 len(dis['unsound_plans']),
                 sum(len(d['noop_with_changes']) for i in dis['models'].values() for d in i['variants'].values())))
             w('')
-        for model, info in dis['models'].items():
+        for model, info in ordered(dis['models'], list(MODEL_LABEL)):
             if info.get('driver_before_unreachable'):
                 w('%s: mig-parted\'s method cannot build %s on the simulator (see section 2), so the `driver` start has %d'
                   ' starting layouts instead of %d.' % (MODEL_LABEL.get(model, model),
@@ -280,18 +293,19 @@ def main() -> int:
         w('* **mig-parted\'s method** (`tests/bench/migparted_method.py`, after NVIDIA/mig-parted'
           ' `pkg/mig/config/config.go`): `nvmlDeviceCreateGpuInstance` without placement (the simulator\'s model of the'
           ' driver\'s default placement decides), largest profile first, then every distinct creation order (capped at'
-          ' 5040 = 7!; the largest count needed here is %d) with the GPU cleared between tries, the `reuseGI` step'
-          ' included (an entry with the same GI profile as the previous one first tries a compute instance in that GI).'
-          % max(i['max_distinct_orders'] for i in fea['models'].values()))
+          ' %d; no layout here has more than %d distinct orders, so the cap never applies) with the GPU cleared between'
+          ' tries, the `reuseGI` step included (an entry with the same GI profile as the previous one first tries a'
+          ' compute instance in that GI).' % (fea.get('max_orders_cap', 5040), max(i['max_distinct_orders'] for i in fea['models'].values())))
         w('')
         w('A layout counts as applied when the simulator\'s state afterwards holds exactly its profile multiset. Create'
           ' calls = GPU instance + compute instance create calls, failed ones included. mig-parted\'s read calls'
           ' (`GetMigConfig` before every try) are not re-enacted; its destroy calls for clearing between tries are counted.')
         w('')
         rows = []
-        for model, i in fea['models'].items():
+        for model, i in ordered(fea['models'], list(MODEL_LABEL)):
             rows.append([MODEL_LABEL.get(model, model), i['layouts'], len(i['ours_failures']), len(i['mp_failures']),
-                         '%d (max %d orders)' % (len(i['mp_needed_reorder']), max([x['attempts'] for x in i['mp_needed_reorder']] or [1])),
+                         ('%d (up to %d orders)' % (len(i['mp_needed_reorder']), max(x['attempts'] for x in i['mp_needed_reorder']))
+                          if i['mp_needed_reorder'] else '0'),
                          '%s / %d / %d' % (s(i['ours_creates']['median'], 0), i['ours_creates']['max'], i['ours_creates']['total']),
                          '%s / %d / %d' % (s(i['mp_creates']['median'], 0), i['mp_creates']['max'], i['mp_creates']['total']),
                          i['mp_destroys']['total'],
@@ -299,7 +313,7 @@ def main() -> int:
         L += table(['model', 'layouts', 'never applied: ours', "mig-parted's method", 'needed more than the first order',
                     'create calls ours: median / max / total', "mig-parted's method: median / max / total",
                     "destroy calls (mig-parted's clears)", 'all NVML calls ours (reads included): median / max'], rows)
-        for model, i in fea['models'].items():
+        for model, i in ordered(fea['models'], list(MODEL_LABEL)):
             for f in i['ours_failures']:
                 w('* %s, ours, `%s`: %s' % (MODEL_LABEL.get(model, model), f['layout'], f['error']))
             for f in i['mp_failures']:
@@ -317,8 +331,18 @@ def main() -> int:
           ' it reproduces the MIG user guide\'s examples. With it, some order always works for every other valid layout,'
           ' so mig-parted\'s method fails nothing more here; its cost is extra create calls and tries. On a driver whose'
           ' heuristic differs, the figures for mig-parted\'s method change; ours do not depend on the heuristic.')
-        w('* mig-parted\'s `reuseGI` step costs one failed compute-instance create per repeated profile (for example'
-          ' `7x 1g.10gb` takes 20 create calls against our 14).')
+        example = None
+        for model, i in ordered(fea['models'], list(MODEL_LABEL)):
+            for r in i['rows']:
+                if r['layout'].startswith('7x ') and ' + ' not in r['layout'] and r['ours_ok'] and r['mp_ok']:
+                    example = (MODEL_LABEL.get(model, model), r)
+                    break
+            if example:
+                break
+        if example:
+            w('* mig-parted\'s `reuseGI` step costs one failed compute-instance create per repeated profile: on %s, `%s`'
+              ' takes %d create calls with mig-parted\'s method against our %d.' % (
+                  example[0], example[1]['layout'], example[1]['mp_creates'], example[1]['ours_creates']))
         w('')
 
     # ------------------------------------------------------------------ 3. overhead
@@ -339,9 +363,17 @@ def main() -> int:
         w('')
         L += table(['task', 'median', 'min', 'max'], [
             ['`command: /bin/true`', ms(n['true_median']), ms(min(n['true_task'])), ms(max(n['true_task']))],
+            ['`bench_result` (bench-only module returning the no-op result of `mig_layout`, %.0f KiB)' % (ovh.get('result_bytes', 0) / 1024),
+             ms(n.get('result_median')), ms(min(n.get('result_task') or [0])), ms(max(n.get('result_task') or [0]))],
             ['`mig_layout` (no-op, changed=false)', ms(n['layout_median']), ms(min(n['layout_task'])), ms(max(n['layout_task']))],
-            ['**ratio of medians**', '**%s**' % s(n['ratio']), '', ''],
+            ['**ratio of medians, `mig_layout` / `command`**', '**%s**' % s(n['ratio']), '', ''],
         ])
+        if n.get('result_median'):
+            w('So Ansible\'s handling of the larger result costs %s per task (`bench_result` - `command`), and %s is'
+              ' spent in the `mig_layout` module process beyond that (`mig_layout` - `bench_result`): start-up,'
+              ' simulated NVML calls and the collection\'s Python, broken down below.' % (
+                  ms(n['result_median'] - n['true_median']), ms(n['layout_median'] - n['result_median'])))
+            w('')
         ip = ovh['inprocess_noop']
         d = ovh['direct_noop']
         w('Where the no-op time goes (medians):')
@@ -352,6 +384,7 @@ def main() -> int:
             ['... of which inside NVML calls (simulator)', '%s (%s us per call)' % (ms(ip['nvml_median']), s(ip['sim_us_per_call_in_converge'], 0))],
             ['... of which the collection\'s own Python (read, validate, plan, report)', ms(ip['python_median'])],
             ['simulator cost of one `nvmlDeviceGetMigMode` call', '%s us' % s(ip['sim_us_per_call_getmigmode'], 0)],
+            ['simulator start-up in a fresh process (library load, engine import, first `nvmlInit`)', ms(ip.get('sim_init_seconds'))],
             ['module process run directly (`python -m ...mig_layout args.json`), wall', ms(d['wall_median'])],
             ['... its CPU time (user + sys, simulator included)', ms(d['cpu_median'])],
             ['... interpreter start + imports alone (ansible.module_utils.basic, pynvml, the module_utils)', ms(d['startup_imports_median'])],
@@ -376,7 +409,7 @@ def main() -> int:
             w('### ESTIMATE: the no-op task with a real driver')
             w('')
             w('This is an estimate, not a measurement. It takes the measured no-op task time, removes the simulator\'s NVML'
-              ' time (%s per task), and adds the same NVML calls at a real driver\'s per-call cost. Per-call costs were'
+              ' time (%s per task: its calls plus its start-up), and adds the same NVML calls at a real driver\'s per-call cost. Per-call costs were'
               ' measured by `tests/bench/nvml_realhw.py` (read-only calls; pynvml wrapper included):' % ms(est['nvml_sim_seconds_per_task']))
             w('')
             for src in est['sources']:
@@ -389,9 +422,22 @@ def main() -> int:
             w('')
             L += table(['basis', 'NVML time per no-op run', 'estimated `mig_layout` task', 'estimated ratio to `command`'],
                        [[e['basis'], ms(e['nvml_seconds']), ms(e['layout_task']), '**%s**' % s(e['ratio'])] for e in est['estimates']])
-            w('On the real H100 the MIG queries cost 150-500 us each (`nvmlDeviceGetGpuInstanceProfileInfo` about 0.45 ms),'
-              ' the plain device queries 1-10 us, and `nvmlInit` + `nvmlShutdown` about 10 ms.')
-            w('')
+            for src in est['sources']:
+                data = {}
+                try:
+                    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', src['file']), encoding='utf-8') as f:
+                        data = json.load(f).get('us_per_call', {})
+                except OSError:
+                    pass
+                mig = {k: v for k, v in data.items() if v is not None and any(x in k for x in ('Mig', 'GpuInstance'))}
+                plain = {k: v for k, v in data.items() if v is not None and k not in mig and '+' not in k}
+                if mig and plain:
+                    w('Measured on %s: MIG queries %s-%s us per call (`%s` the dearest), plain device queries %s-%s us,'
+                      ' `nvmlInit` + `nvmlShutdown` %s ms.' % (
+                          src['gpu'], s(min(mig.values()), 0), s(max(mig.values()), 0), max(mig, key=lambda k: mig[k]),
+                          s(min(plain.values()), 1), s(max(plain.values()), 1),
+                          s((data.get('nvmlInit+nvmlShutdown') or 0) / 1000, 1)))
+                    w('')
         a = ovh['apply']
         w('### Reconfiguration of 8 GPUs in one task')
         w('')

@@ -86,7 +86,7 @@ def converge_in_process(state: str, layouts: t.Any = None, check_mode: bool = Fa
             res = converge(nvml, layouts=layouts, check_mode=check_mode, **kwargs)
         out.update(ok=True, type=None, result=res)
     except ConvergeError as exc:
-        out.update(ok=False, type='ConvergeError', msg=str(exc), field=exc.field)
+        out.update(ok=False, type='ConvergeError', msg=str(exc), field=exc.field, result=exc.result)
     except Exception as exc:  # pylint: disable=broad-except
         out.update(ok=False, type=type(exc).__name__, msg=str(exc), traceback=traceback.format_exc())
     return out
@@ -98,7 +98,7 @@ def converge_run() -> t.Callable[..., dict[str, t.Any]]:
 
 
 def run_workers(work_dir: str, mode: str, chunks: list[list[dict[str, t.Any]]], extra: dict[str, t.Any],
-                timeout: float = 900) -> list[dict[str, t.Any]]:
+                timeout: float = 1800) -> list[dict[str, t.Any]]:
     """Run worker.py on each chunk in parallel, each with its own simulator state; return all records."""
     procs = []
     for n, chunk in enumerate(chunks):
@@ -136,7 +136,7 @@ def run_workers(work_dir: str, mode: str, chunks: list[list[dict[str, t.Any]]], 
 
 def split(items: list[t.Any], n: int, weight: t.Callable[[t.Any], float]) -> list[list[t.Any]]:
     """Greedy split of items into n chunks of about equal total weight, keeping each chunk in input order."""
-    buckets: list[list[t.Any]] = [[] for _ in range(n)]
+    buckets: list[list[t.Any]] = [[] for _chunk in range(n)]
     loads = [0.0] * n
     for item in sorted(items, key=weight, reverse=True):
         i = loads.index(min(loads))
@@ -175,7 +175,7 @@ def module_result(proc: subprocess.Popen, timeout: float = 300) -> dict[str, t.A
 
 
 def run_module(args: dict[str, t.Any], state: str, tmp_dir: str, check_mode: bool = False, timeout: float = 300) -> dict[str, t.Any]:
-    proc, _ = module_proc(args, state, tmp_dir, check_mode)
+    proc = module_proc(args, state, tmp_dir, check_mode)[0]
     return module_result(proc, timeout)
 
 

@@ -88,9 +88,9 @@ def _rows() -> list[tuple[str, str, str]]:
         ('', 'faults by error', _fmt(_g(f, 'by_error', {}))),
         ('', 'states verified against migsim show', str(_g(f, 'states_verified'))),
         ('', 'rollbacks complete', str(_g(f, 'rollback_complete'))),
-        ('', 'rollbacks incomplete (single fault)', '%s%s' % (_g(f, 'rollback_incomplete'),
-                                                             (' (%s)' % _fmt(_g(f, 'incomplete_reasons', {})))
-                                                             if _g(f, 'rollback_incomplete', 0) else '')),
+        ('', 'rollbacks incomplete (single fault)',
+         '%s%s' % (_g(f, 'rollback_incomplete'),
+                   ' (%s)' % _fmt(_g(f, 'incomplete_reasons', {})) if _g(f, 'rollback_incomplete', 0) else '')),
         ('', 'pending mode changes reported (reset_required)', str(_g(f, 'pending_reported'))),
         ('', 'fault on the rollback itself: runs / reported incomplete / rerun reached B',
          '%s / %s / %s' % (_g(f, 'rollback_fault_runs'), _g(f, 'rollback_fault_incomplete_reported'),
@@ -123,8 +123,8 @@ def _rows() -> list[tuple[str, str, str]]:
     r = 'reboot'
     rows += [
         ('5 Reboots', 'layouts restored by gpuops-mig-apply after migsim reboot',
-         '%s of %s (%s through the script as a subprocess)%s' % (_g(r, 'restored'), _g(r, 'layouts'), _g(r, 'subprocess'),
-                                                                _blocked(r))),
+         '%s of %s (%s through the script as a subprocess)%s'
+         % (_g(r, 'restored'), _g(r, 'layouts'), _g(r, 'subprocess'), _blocked(r))),
         ('', 'Hopper+ (mode lost) / Ampere (mode kept) cases', '%s / %s' % (_g(r, 'mode_lost'), _g(r, 'mode_kept'))),
     ]
     s = 'security'

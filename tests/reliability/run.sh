@@ -20,6 +20,7 @@ command -v "$python" >/dev/null || { echo "reliability: $python not found" >&2; 
 command -v ansible-playbook >/dev/null || { echo "reliability: ansible-playbook not on PATH" >&2; exit 2; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/gpuops-reliability.XXXXXX")
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() { if [[ -z ${RELIABILITY_KEEP:-} ]]; then rm -rf "$work"; else echo "reliability: kept $work"; fi; }
 trap cleanup EXIT
 

@@ -156,3 +156,22 @@ def test_partial_compute_instances_in_a_new_gpu_instance_get_legal_placements(si
     assert res['ok'], res.get('msg')
     cis = relib.show(state)['gpus'][0]['gpu_instances'][0]['compute_instances']
     assert sorted(c['profile'] for c in cis) == ['1c.7g.80gb', '2c.7g.80gb', '3c.7g.80gb']
+
+
+def test_failed_read_after_a_successful_plan_reports_changed(sim, converge_run) -> None:
+    """_converge.converge(): the plan was applied, then reading the GPU back failed (a read NVML call).
+
+    Before the fix NvmlCallError escaped converge(), so mig_layout failed with "NVML call failed"
+    and changed=false although the GPU had been changed (and the boot script printed a bare
+    exception name).
+    """
+    state = sim('h100-80gb:1')
+    assert converge_run(state, H100_3G)['ok']
+    # Reading a GPU starts with nvmlDeviceGetPciInfo: call 1 is converge's first read, call 2 the read after the plan.
+    relib.migsim('fault', 'add', state, '--call', 'nvmlDeviceGetPciInfo', '--nth', 2, '--error', 'UNKNOWN')
+    res = converge_run(state, [{'devices': 'all', 'mig_enabled': True, 'mig_devices': {'1g.10gb': 7}}])
+    assert relib.pending_faults(state) == []
+    assert res['type'] == 'ConvergeError', res
+    assert 'nvmlDeviceGetPciInfo' in res['msg'] and 'NVML_ERROR_UNKNOWN' in res['msg'], res['msg']
+    assert res['result']['changed'] is True
+    assert relib.counts(relib.show(state)['gpus'][0])['instances'] == {'1g.10gb': [['1g.10gb']] * 7}

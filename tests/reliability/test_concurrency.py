@@ -65,10 +65,11 @@ def fresh_host(tmp_path: t.Any) -> str:
     return state
 
 
-ROUNDS = [(names, hold) for names, hold in [
+# (layouts run at once, whether this test holds the lock while they start)
+ROUNDS = [
     (('two-3g', '4g-2g-1g'), True), (('seven-1g', '2g-2g-3gci'), True), (('4g-2g-1g', 'seven-1g'), False),
     (('two-3g', '4g-2g-1g', 'seven-1g', '2g-2g-3gci'), True), (('2g-2g-3gci', 'seven-1g', 'two-3g', '4g-2g-1g'), True),
-    (('seven-1g', 'two-3g', '2g-2g-3gci', '4g-2g-1g'), False)]]
+    (('seven-1g', 'two-3g', '2g-2g-3gci', '4g-2g-1g'), False)]
 
 
 @pytest.mark.parametrize('names,hold', ROUNDS, ids=['%d-runs-%s-%d' % (len(n), 'held' if h else 'race', i) for i, (n, h) in enumerate(ROUNDS)])
@@ -83,7 +84,7 @@ def test_concurrent_module_runs(tmp_path: t.Any, expected: dict[str, t.Any], nam
             for name in names:
                 procs.append((name, module_proc({'layouts': layouts_of(name), 'lock_file': lock, 'lock_timeout': 120}, state, str(tmp_path))[0]))
             time.sleep(2.0)
-            assert all(p.poll() is None for _, p in procs), 'a run did not wait for the lock'
+            assert all(p.poll() is None for _name, p in procs), 'a run did not wait for the lock'
             assert relib.calls(state) == calls_before, 'a run used NVML while another process held the lock'
     else:
         for name in names:
@@ -155,9 +156,9 @@ def test_sigkilled_lock_holder_does_not_block(tmp_path: t.Any, expected: dict[st
     assert holder.returncode == -signal.SIGKILL
     assert os.path.exists(lock), 'the dead holder left its lock file behind (as flock holders do)'
     start = time.monotonic()
-    res = run_module({'layouts': layouts_of('two-3g'), 'lock_file': lock, 'lock_timeout': 120}, state, str(tmp_path))
+    res = run_module({'layouts': layouts_of('two-3g'), 'lock_file': lock, 'lock_timeout': 300}, state, str(tmp_path))
     elapsed = time.monotonic() - start
     FIG['after_sigkill_s'] = round(elapsed, 1)
     assert res['_rc'] == 0 and not res.get('failed'), res.get('msg')
     assert relib.signature(relib.show(state)['gpus'][0]) == expected['two-3g']
-    assert elapsed < 20, 'the next run waited %.1fs for a dead holder' % elapsed
+    assert elapsed < 60, 'the next run waited %.1fs for a dead holder' % elapsed    # lock_timeout is 300

@@ -66,7 +66,7 @@ def _figures(by_id: dict[str, dict[str, t.Any]]) -> None:
     fig['injection_points'] = sum(len(r.get('points', [])) for r in by_id.values())
     fig['points_tried'] = len({(r['id'], run['point']) for r in by_id.values() for run in r.get('runs', [])})
     fig['full_product'] = sum(len(relib.ERRORS) + (fn == relib.SET_MODE)
-                              for r in by_id.values() for _, fn, _ in r.get('points', []))
+                              for r in by_id.values() for _gpu, fn, _k in r.get('points', []))
     fig['sampled'] = not FULL
     fig['faults_injected'] = len(runs) + 2 * len(rb_runs)
     fig['single_fault_runs'] = len(runs)
@@ -92,7 +92,7 @@ def _by_index(gpus: list[dict[str, t.Any]]) -> dict[int, dict[str, t.Any]]:
 
 
 def _changed_gpus(rec: dict[str, t.Any]) -> list[int]:
-    return sorted({g for g, _, _ in rec['points']})
+    return sorted({g for g, _fn, _k in rec['points']})
 
 
 def check_processes(rec: dict[str, t.Any], after: list[dict[str, t.Any]]) -> list[str]:
@@ -182,8 +182,8 @@ def check_fault_run(rec: dict[str, t.Any], run: dict[str, t.Any]) -> list[str]:
 
 
 def check_rollback_run(rec: dict[str, t.Any], run: dict[str, t.Any]) -> list[str]:
-    where = '%s %s #%d fails, then rollback %s #%d %s' % (rec['id'], run['call'], run['nth'], run['undo_call'],
-                                                         run['undo_nth'], run['undo_error'])
+    where = '%s %s #%d fails, then rollback %s #%d %s' % (
+        rec['id'], run['call'], run['nth'], run['undo_call'], run['undo_nth'], run['undo_error'])
     problems = []
     msg = run.get('msg', '')
     after = _by_index(run['show'])
@@ -310,7 +310,10 @@ def test_faults_through_the_module(tmp_path: t.Any) -> None:
     out = run_playbook(tasks, state, tmp_path)
     r = out['results']
     assert 'Traceback (most recent' not in out['raw'] and 'MODULE FAILURE' not in out['raw'], out['raw'][-3000:]
-    gpu = lambda task: json.loads(r[task]['stdout'])['gpus'][0]  # noqa: E731
+
+    def gpu(task: str) -> dict[str, t.Any]:
+        return json.loads(r[task]['stdout'])['gpus'][0]
+
     assert not r['apply A'].get('failed'), r['apply A']
     first = r['B with a fault']
     assert first.get('failed') and relib.CREATE_GI in first['msg'] and 'NVML_ERROR_IN_USE' in first['msg'], first

@@ -44,7 +44,7 @@ def lib_dir() -> str:
     """The directory holding ansible_collections/gpuops/mig (what the role installs as mig_boot_lib_dir)."""
     import ansible_collections.gpuops.mig.plugins.module_utils._converge as conv  # pylint: disable=import-outside-toplevel
     path = os.path.dirname(conv.__file__)
-    for _ in range(5):
+    for _level in range(5):
         path = os.path.dirname(path)
     assert os.path.isdir(os.path.join(path, 'ansible_collections', 'gpuops', 'mig', 'plugins', 'module_utils'))
     return path
@@ -134,7 +134,7 @@ def reboot_and_restore(tmp_path: t.Any, script: t.Any, lib_dir: str, model: str,
     FIG['restored'] += 1
 
 
-@pytest.mark.parametrize('model,name', [(m, n) for m, n, _ in LAYOUTS], ids=['%s:%s' % (m, n) for m, n, _ in LAYOUTS])
+@pytest.mark.parametrize('model,name', [(m, n) for m, n, _spec in LAYOUTS], ids=['%s:%s' % (m, n) for m, n, _spec in LAYOUTS])
 def test_reboot_restores_layout(tmp_path: t.Any, script: t.Any, lib_dir: str, model: str, name: str) -> None:
     layouts = corpus.layouts_arg([corpus.LAYOUTS[model][name]])
     reboot_and_restore(tmp_path, script, lib_dir, model, {'layouts': layouts}, {'layouts': layouts}, (model, name) in SUBPROCESS)

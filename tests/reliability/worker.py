@@ -108,7 +108,7 @@ def run_faults(tr: dict[str, t.Any], state: str, full: bool, rollback_faults: bo
     base['again'].pop('show', None)
     rec['baseline'] = base
     points = relib.plan_calls(dry['plan'])
-    rec['points'] = [(g, fn, k) for g, fn, k, _ in points]
+    rec['points'] = [(g, fn, k) for g, fn, k, _act in points]
     for n, pi in enumerate(relib.select_points(points, tr['seq'], full)):
         gidx, fn, k, act = points[pi]
         for err in relib.errors_for(tr['seq'], n, fn, full):
@@ -127,7 +127,7 @@ def run_faults(tr: dict[str, t.Any], state: str, full: bool, rollback_faults: bo
         for n, pi in enumerate(picks):
             gidx, fn, k, act = points[pi]
             undo_fn = relib.UNDO_CALL[points[pi - 1][1]]
-            forward_undo_calls = sum(1 for _, f, _, _ in points[:pi + 1] if f == undo_fn)
+            forward_undo_calls = sum(1 for _gpu, f, _k, _act in points[:pi + 1] if f == undo_fn)
             nth2 = relib.rollback_nth(fn, k, undo_fn, 0, forward_undo_calls)
             errs = [relib.ROLLBACK_ERRORS[(tr['seq'] + n) % len(relib.ROLLBACK_ERRORS)]]
             if undo_fn == relib.SET_MODE:
@@ -169,7 +169,7 @@ def run_crash(tr: dict[str, t.Any], state: str, lock_file: str) -> dict[str, t.A
                 crash_adapter.converge_and_die(b_layouts, k, lock_file)
             finally:
                 os._exit(97)    # reached only if the kill did not happen
-        _, status = os.waitpid(pid, 0)
+        status = os.waitpid(pid, 0)[1]
         kill = {'k': k, 'after_call': points[k - 1][1], 'signaled': os.WIFSIGNALED(status),
                 'signal': os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
                 'exit': os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
