@@ -63,7 +63,7 @@ $(VENV_STAMP): tests/ci/requirements-dev.txt tests/ci/constraints.txt
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check \
 	    -r tests/ci/requirements-dev.txt -c tests/ci/constraints.txt 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }
-	@$(BIN)/ansible --version | head -n 1
+	@$(BIN)/ansible --version | sed -n 1p
 	@touch $@
 
 collection: ## copy the checkout to build/ansible_collections/gpuops/mig (ansible-test needs that path)

@@ -115,7 +115,16 @@ def converge(adapter: t.Any, layouts: list[t.Any] | None = None, config: t.Any =
                 raise ConvergeError(msg, result)
             if outcome.mode_pending:
                 result['reset_required'].append(plan.index)
-            after[plan.index] = adapter.read_gpu(plan.index)
+            try:
+                after[plan.index] = adapter.read_gpu(plan.index)
+            except Exception as exc:  # pylint: disable=broad-except
+                # The GPU was changed: report that (changed, which GPUs) instead of a bare NVML error.
+                done = [p.index for p in plans if p.changes and p.index <= plan.index]
+                result['changed'] = True
+                result['failed_gpu'] = plan.index
+                result['gpus'] = [gpu_report(g) for g in _refresh(adapter, after, plans, plan.index)]
+                raise ConvergeError('GPU %d: the plan was applied, but reading the GPU back failed: %s. '
+                                    'GPUs converged by this run: %s.' % (plan.index, exc, ', '.join(map(str, done))), result)
     result['gpus'] = [gpu_report(after[i]) for i in sorted(after)]
     result['mig_devices'] = mig_devices(after[i] for i in sorted(after))
     return result

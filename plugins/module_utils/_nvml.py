@@ -68,12 +68,16 @@ class NvmlCallError(Exception):
         super().__init__('%s failed: %s (%d)%s' % (call, error_name, code, (': ' + detail) if detail else ''))
 
 
+_ERROR_NAMES: dict[int, str] = {}
+
+
 def _error_name(code: int) -> str:
-    if pynvml is not None:
+    if not _ERROR_NAMES and pynvml is not None:
         for name in dir(pynvml):
-            if name.startswith('NVML_ERROR_') and getattr(pynvml, name) == code:
-                return name
-    return 'NVML_ERROR_%d' % code
+            value = getattr(pynvml, name)
+            if name.startswith('NVML_ERROR_') and isinstance(value, int):
+                _ERROR_NAMES.setdefault(value, name)
+    return _ERROR_NAMES.get(code, 'NVML_ERROR_%d' % code)
 
 
 def _text(value: t.Any) -> str:

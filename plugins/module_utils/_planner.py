@@ -145,10 +145,16 @@ class Want:
 
 
 def ci_options(gi_prof: GpuInstanceProfile, cip: ComputeInstanceProfile) -> list[Placement]:
-    """Legal CI placements inside a GI: NVML's when known, else every contiguous start."""
+    """Legal CI placements inside a GI: NVML's when known, else NVML's alignment rule.
+
+    Before a GPU instance of the profile exists, NVML cannot list CI placements. Drivers align a CI of
+    ``c`` slices to the next power of two >= ``c`` (a 7g GI offers ``{0..6}:1``, ``{0,2,4}:2``,
+    ``{0,4}:3``, ``{0}:4``, ``{0}:7``, as ``nvidia-smi mig -lcipp`` prints), so that is what is assumed.
+    """
     if cip.placements:
         return sorted(cip.placements)
-    return [Placement(s, cip.slice_count) for s in range(0, gi_prof.slice_count - cip.slice_count + 1)]
+    step = 1 << (cip.slice_count - 1).bit_length()
+    return [Placement(s, cip.slice_count) for s in range(0, gi_prof.slice_count - cip.slice_count + 1, step)]
 
 
 def pack_cis(gi_prof: GpuInstanceProfile, cis: t.Sequence[ComputeInstanceProfile], occupied: int = 0) -> list[Placement] | None:

@@ -52,7 +52,7 @@ def sim_env(state: str) -> dict[str, str]:
     for line in migsim('env', state).splitlines():
         line = line.strip()
         if line.startswith('export '):
-            k, _, v = line[len('export '):].partition('=')
+            k, dummy, v = line[len('export '):].partition('=')
             env[k] = v.strip('\'"')
     return env
 

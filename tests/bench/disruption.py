@@ -80,7 +80,7 @@ def own_min_destroys(gpu: Gpu, before: t.Sequence[GpuInstance], target: L.Layout
                 occ |= mask(gi.placement)
             if clash:
                 continue
-            rest = [gpu.profile_by_id(pid) for pid, n in target for _ in range(n - have.get(pid, 0))]
+            rest = [gpu.profile_by_id(pid) for pid, n in target for dummy in range(n - have.get(pid, 0))]
             rest.sort(key=lambda p: -p.placement_size)
             if place(rest, occ):
                 return len(existing) - k
@@ -167,7 +167,7 @@ def run_model(job: tuple[str, str]) -> dict[str, t.Any]:
             'maximal_without_me': len(maximal_nome),
             'maximal_without_me_all_slices': sum(1 for m in maximal_nome if L.compute_slices(empty, m) == total_slices),
             'maximal_placed_without_me': len(placed_nome),
-            'maximal_placed_without_me_multisets': len({L.layout_of(empty, [pid for pid, _ in pl]) for pl in placed_nome}),
+            'maximal_placed_without_me_multisets': len({L.layout_of(empty, [pid for pid, dummy in pl]) for pl in placed_nome}),
             'maximal_names': [L.name(empty, m) for m in maximal],
             'variants': {},
         }
@@ -188,11 +188,11 @@ def run_model(job: tuple[str, str]) -> dict[str, t.Any]:
         placed = L.maximal_placed_layouts(empty)
         for items in placed:
             gis = [placed_gi(empty, n, pid, pl) for n, (pid, pl) in enumerate(items, start=1)]
-            lay = L.layout_of(empty, [pid for pid, _ in items])
+            lay = L.layout_of(empty, [pid for pid, dummy in items])
             befores['placed'].append((L.placed_name(empty, items), lay, gpu_with(empty, gis)))
         info['driver_before_unreachable'] = driver_failed
         info['maximal_placed_layouts'] = len(placed)
-        info['maximal_placed_multisets'] = len({lay for _, lay, _ in befores['placed']})
+        info['maximal_placed_multisets'] = len({entry[1] for entry in befores['placed']})
         for variant, before_list in befores.items():
             rows = []
             plan_times = []

@@ -26,7 +26,7 @@ def ordered_profiles(gpu: Gpu) -> list[t.Any]:
 
 
 def desired(gpu: Gpu, layout: Layout) -> DesiredGpu:
-    inst = tuple(DesiredInstance(profile_id=pid) for pid, n in layout for _ in range(n))
+    inst = tuple(DesiredInstance(profile_id=pid) for pid, n in layout for dummy in range(n))
     return DesiredGpu(index=gpu.index, mig_enabled=True, instances=inst)
 
 

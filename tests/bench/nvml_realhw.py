@@ -36,9 +36,9 @@ def per_call(fn: t.Callable[[], t.Any], n: int = 200, rounds: int = 5) -> float 
     except Exception:  # pylint: disable=broad-except
         return None
     res = []
-    for _ in range(rounds):
+    for dummy in range(rounds):
         s = time.perf_counter()
-        for _ in range(n):
+        for dummy in range(n):
             fn()
         res.append((time.perf_counter() - s) / n)
     return statistics.median(res)
@@ -112,7 +112,7 @@ def main() -> int:
 
     # the collection's read path and a check-mode no-op converge (MIG mode as it is on every GPU)
     reads, noops = [], []
-    for _ in range(args.repeats):
+    for dummy in range(args.repeats):
         s = time.perf_counter()
         with NvmlAdapter() as ad:
             gpus = ad.read_gpus()

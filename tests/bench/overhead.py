@@ -243,11 +243,11 @@ def main() -> int:
                                     'true_median': common.median(task_times(res, 'command'))}
 
     # 2. the module process run directly, no-op
-    direct_noop = [run_module_direct(python, module, margs_a, menv, work) for _ in range(runs)]
+    direct_noop = [run_module_direct(python, module, margs_a, menv, work) for dummy in range(runs)]
     if any(r['changed'] for r in direct_noop):
         raise SystemExit('direct no-op module run reported changed')
     cmd_module = 'ansible.modules.command'
-    direct_true = [run_module_direct(python, cmd_module, {'_raw_params': '/bin/true'}, menv, work) for _ in range(runs)]
+    direct_true = [run_module_direct(python, cmd_module, {'_raw_params': '/bin/true'}, menv, work) for dummy in range(runs)]
     # interpreter start and imports alone, step by step (no NVML work); the collection's files have no
     # .pyc here (PYTHONDONTWRITEBYTECODE), as in an AnsiballZ payload, which Python compiles on every run
     import_steps = [
@@ -257,8 +257,8 @@ def main() -> int:
         ('+ the mig_layout module and its module_utils',
          'import ansible.module_utils.basic, pynvml, ansible_collections.gpuops.mig.plugins.modules.mig_layout'),
     ]
-    import_times: dict[str, list[float]] = {k: [] for k, _ in import_steps}
-    for _ in range(runs):
+    import_times: dict[str, list[float]] = {k: [] for k, dummy in import_steps}
+    for dummy in range(runs):
         for label, code in import_steps:
             s = time.perf_counter()
             subprocess.run([python, '-c', code], env=menv, check=True, cwd=work)
@@ -291,7 +291,7 @@ def main() -> int:
                 self.nvml_seconds += time.perf_counter() - s
 
     inproc = []
-    for _ in range(max(runs, 7)):
+    for dummy in range(max(runs, 7)):
         s = time.perf_counter()
         with TimedAdapter() as ad:
             r = converge(ad, layouts=LAYOUT_A)
@@ -302,7 +302,7 @@ def main() -> int:
     # the simulator's start-up in a fresh process (library load, engine import, first nvmlInit): a real
     # driver has its own nvmlInit cost instead, which the estimate adds from the real-hardware data
     sim_init = []
-    for _ in range(runs):
+    for dummy in range(runs):
         out = subprocess.run([python, '-c', 'import time, pynvml; s = time.perf_counter(); pynvml.nvmlInit(); '
                               'print(time.perf_counter() - s); pynvml.nvmlShutdown()'],
                              env=menv, capture_output=True, text=True, check=True, cwd=work).stdout
@@ -310,10 +310,10 @@ def main() -> int:
     pynvml.nvmlInit()
     h = pynvml.nvmlDeviceGetHandleByIndex(0)
     per_call = []
-    for _ in range(5):
+    for dummy in range(5):
         n = 300
         s = time.perf_counter()
-        for _ in range(n):
+        for dummy in range(n):
             pynvml.nvmlDeviceGetMigMode(h)
         per_call.append((time.perf_counter() - s) / n)
     pynvml.nvmlShutdown()
@@ -348,7 +348,7 @@ def main() -> int:
                            'destroys': sum(v for k, v in d.items() if 'Destroy' in k)})
         cur = nxt
     direct_apply = []
-    for _ in range(runs):
+    for dummy in range(runs):
         nxt = 'b' if cur == 'a' else 'a'
         r = run_module_direct(python, module, margs_b if nxt == 'b' else margs_a, menv, work)
         if not r['changed']:

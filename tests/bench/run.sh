@@ -90,7 +90,7 @@ stage scale "$PY" "$HERE/scale.py" --work "$WORK" --out "$RESULTS/scale.json" --
 
 printf 'end\t%s\n' "$(date +%s)" >>"$RESULTS/meta.tsv"
 "$PY" "$HERE/report.py" --results "$RESULTS" --output "$OUTPUT" --failed "${failed[*]:-}"
-mkdir -p "$ROOT/build/bench" && cp "$RESULTS"/* "$ROOT/build/bench/" 2>/dev/null || true
+if mkdir -p "$ROOT/build/bench"; then cp "$RESULTS"/* "$ROOT/build/bench/" 2>/dev/null || true; fi
 log "wrote $OUTPUT in $(( $(date +%s) - T0 )) s; raw results in build/bench/"
 
 if ((${#failed[@]})); then log "failed stages: ${failed[*]}"; exit 1; fi

@@ -202,7 +202,7 @@ for want in "Type=oneshot" "RemainAfterExit=yes" "TimeoutStartSec=600" "WantedBy
 done
 if command -v systemd-analyze >/dev/null 2>&1; then
   if systemd-analyze verify "$unit" > "$WORK/verify.log" 2>&1; then ok "systemd-analyze verify gpuops-mig.service"
-  else echo "NOTE: systemd-analyze verify could not verify here (no systemd as PID 1?):"; sed 's/^/  /' "$WORK/verify.log" | head -5; fi
+  else echo "NOTE: systemd-analyze verify could not verify here (no systemd as PID 1?):"; sed -n '1,5s/^/  /p' "$WORK/verify.log"; fi
 fi
 for f in "$WORK/hopper/lib/gpuops-mig/ansible_collections/__init__.py" \
          "$WORK/hopper/lib/gpuops-mig/ansible_collections/gpuops/mig/plugins/module_utils/_converge.py"; do

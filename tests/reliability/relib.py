@@ -284,10 +284,3 @@ ROLLBACK_ERRORS = ('UNKNOWN', 'IN_USE', 'GPU_IS_LOST', 'INSUFFICIENT_RESOURCES')
 
 # The planner bug reported in test_bugs.py::test_partial_compute_instances_in_a_new_gpu_instance_get_legal_placements:
 # a run that creates partial compute instances of mixed sizes in a new GPU instance fails this way.
-KNOWN_CI_PLACEMENT_BUG = 'nvmlGpuInstanceCreateComputeInstanceWithPlacement failed with NVML_ERROR_INVALID_ARGUMENT'
-
-
-def xfail_if_known_bug(msg: str | None) -> None:
-    import pytest  # pylint: disable=import-outside-toplevel
-    if msg and KNOWN_CI_PLACEMENT_BUG in msg:
-        pytest.xfail('known planner bug (test_bugs.py::test_partial_compute_instances_in_a_new_gpu_instance_get_legal_placements)')

@@ -95,6 +95,7 @@ def _rows() -> list[tuple[str, str, str]]:
         ('', 'fault on the rollback itself: runs / reported incomplete / rerun reached B',
          '%s / %s / %s' % (_g(f, 'rollback_fault_runs'), _g(f, 'rollback_fault_incomplete_reported'),
                            _g(f, 'rollback_fault_reruns_ok'))),
+        ('', 'runs checked for a process on a kept instance (still running, instance intact)', str(_g(f, 'runs_with_process'))),
         ('', 'tracebacks', str(_g(f, 'tracebacks'))),
     ]
     b = 'bad_input'
@@ -132,7 +133,8 @@ def _rows() -> list[tuple[str, str, str]]:
         ('6 Security', 'files scanned for shell use / findings', '%s / %s' % (_g(s, 'files_scanned'), _g(s, 'shell_findings'))),
         ('', 'role tasks writing files checked (owner root, no group/other write)',
          '%s / %s findings' % (_g(s, 'file_tasks'), _g(s, 'mode_findings'))),
-        ('', 'non-root run: failed with a permission message, no traceback', str(_g(s, 'non_root'))),
+        ('', 'non-root run: failed with a permission message, no traceback',
+         {True: 'yes', False: 'NO'}.get(_g(s, 'non_root'), str(_g(s, 'non_root')))),
         ('', 'oversized inputs refused', str(_g(s, 'oversized'))),
     ]
     return rows
@@ -179,7 +181,7 @@ def write(path: str, figures: dict[str, t.Any], stats: dict[str, int], seconds: 
     with open(tmp, 'w', encoding='utf-8') as f:
         f.write('\n'.join(lines))
     os.replace(tmp, path)
-    sys.stderr.write('reliability: wrote %s\n' % path)
+    sys.stderr.write('\nreliability: wrote %s\n' % path)
 
 
 BUGS = [
@@ -195,11 +197,14 @@ BUGS = [
     'Fixed, `plugins/module_utils/_converge.py` `converge()`: planner errors without a field (instance caps, placement '
     'conflicts) gave a ConvergeError with `field=None` and no field in the message; the layout entry '
     '(`layouts[i]`, `config_file: mig-configs.NAME[i]`) is used now. Test: `test_bad_input.py` (every message names a field).',
-    'OPEN, `plugins/module_utils/_planner.py` `ci_options()`: without NVML\'s CI placements (no GPU instance of the '
-    'profile exists yet) every contiguous start is assumed legal; NVML accepts only starts aligned to the next power '
-    'of two >= the CI size, so e.g. 3c+2c+1c in a new 7g.80gb fails with INVALID_ARGUMENT on every run. '
-    'Test: `test_bugs.py::test_partial_compute_instances_in_a_new_gpu_instance_get_legal_placements` (fails until fixed); '
-    'the corpus cases it blocks are reported as xfail.',
+    'Fixed, `_converge.py` `converge()`: when reading a GPU back after its plan was applied failed, NvmlCallError '
+    'escaped converge(): mig_layout failed with "NVML call failed" and changed=false although the GPU had changed, and '
+    'later GPUs were silently skipped. It is a ConvergeError now with changed=true and the GPUs converged so far. '
+    'Test: `test_bugs.py::test_failed_read_after_a_successful_plan_reports_changed`.',
+    'Fixed, `plugins/module_utils/_planner.py` `ci_options()`: without NVML\'s CI placements (no GPU instance of the '
+    'profile exists yet) every contiguous start was assumed legal; NVML accepts only starts aligned to the next power '
+    'of two >= the CI size, so 3c+2c+1c in a new 7g.80gb failed with INVALID_ARGUMENT. '
+    'Test: `test_bugs.py::test_partial_compute_instances_in_a_new_gpu_instance_get_legal_placements`.',
 ]
 NOT_COVERED = [
     'Faults on read calls (GetGpuInstances, GetInfo, ...) and faults that are not one-shot (a GPU that stays lost); '

@@ -3,9 +3,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Minimal reproductions of bugs the reliability corpus found in plugins/module_utils.
 
-The rollback tests failed before the fixes in plugins/module_utils/_apply.py listed in
-docs/reliability.md ("Bugs found by this suite") and guard them now; the planner test fails until
-plugins/module_utils/_planner.py ci_options() is fixed.
+The executor and converge tests failed before the fixes in plugins/module_utils/_apply.py and
+_converge.py listed in docs/reliability.md ("Bugs found by this suite") and guard them now; the
+planner test fails until plugins/module_utils/_planner.py ci_options() is fixed.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def test_failed_read_after_a_successful_plan_reports_changed(sim, converge_run) 
     state = sim('h100-80gb:1')
     assert converge_run(state, H100_3G)['ok']
     # Reading a GPU starts with nvmlDeviceGetPciInfo: call 1 is converge's first read, call 2 the read after the plan.
-    relib.migsim('fault', 'add', state, '--call', 'nvmlDeviceGetPciInfo', '--nth', 2, '--error', 'UNKNOWN')
+    relib.migsim('fault', 'add', state, '--call', 'nvmlDeviceGetPciInfo_v3', '--nth', 2, '--error', 'UNKNOWN')
     res = converge_run(state, [{'devices': 'all', 'mig_enabled': True, 'mig_devices': {'1g.10gb': 7}}])
     assert relib.pending_faults(state) == []
     assert res['type'] == 'ConvergeError', res

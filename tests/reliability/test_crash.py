@@ -43,8 +43,6 @@ def records(work_dir: str) -> dict[str, dict[str, t.Any]]:
     fig['converged'] = sum(1 for k in kills if k.get('rerun', {}).get('ok') and not k.get('again', {}).get('changed', True))
     fig['max_lock_wait_s'] = max((k.get('lock_wait_s', 0) for k in kills), default=0)
     fig['leaks'] = 0
-    fig['blocked'] = sum(1 for r in recs.values()
-                         if relib.KNOWN_CI_PLACEMENT_BUG in (r['apply_a'].get('msg') or r.get('baseline', {}).get('msg') or ''))
     return recs
 
 
@@ -58,7 +56,6 @@ def test_selection(records: dict[str, dict[str, t.Any]]) -> None:
 def test_kill_after_each_call_then_rerun(records: dict[str, dict[str, t.Any]], tid: str) -> None:
     rec = records[tid]
     tr = next(x for x in SELECTED if x['id'] == tid)
-    relib.xfail_if_known_bug(rec['apply_a'].get('msg') or rec.get('baseline', {}).get('msg'))
     assert rec['apply_a']['ok'] and rec['dry_run']['ok'], rec['apply_a'].get('msg') or rec['dry_run'].get('msg')
     base = rec['baseline']
     assert base['ok'], base.get('msg')

@@ -95,9 +95,6 @@ def reboot_and_restore(tmp_path: t.Any, script: t.Any, lib_dir: str, model: str,
     relib.migsim('init', state, '--gpus', '%s:1' % model)
     FIG['layouts'] += 1
     res = converge_in_process(state, **apply_kwargs)
-    if res.get('msg') and relib.KNOWN_CI_PLACEMENT_BUG in res['msg']:
-        FIG['blocked'] = FIG.get('blocked', 0) + 1
-    relib.xfail_if_known_bug(res.get('msg'))
     assert res['ok'], res.get('msg')
     before = relib.show(state)['gpus'][0]
     layout_file = tmp_path / 'mig-layout.json'

@@ -268,10 +268,10 @@ def test_compute_instance_layouts():
     assert [a.action for a in plan.actions if a.target == 'compute_instance'] == ['destroy'] * 3 + ['create']
     after = execute(cur, plan)
     assert shape(after.gpu_instances) == [(H100_3G, (2,))]
-    # a busy 1c CI stays; the other two are replaced by a 2c
-    b = busy(cur, cur.gpu_instances[0].placement.start, pid=99)
+    # a busy 1c CI (at compute slice 2) stays; the other two are replaced by a 2c, which NVML aligns to slice 0
+    kept_ci = [c for c in cur.gpu_instances[0].compute_instances if c.placement.start == 2][0]
+    b = dataclasses.replace(cur, processes=(GpuProcess(pid=99, gi=cur.gpu_instances[0].id, ci=kept_ci.id),))
     plan = plan_gpu(b, DesiredGpu(0, True, (DesiredInstance(H100_3G, compute_profile_ids=(1, 0)),)))
-    kept_ci = b.gpu_instances[0].compute_instances[0]
     assert not any(a.action == 'destroy' and a.ci_id == kept_ci.id for a in plan.actions)
     execute(b, plan, processes=b.processes)
     with pytest.raises(PlanError) as e:
@@ -279,6 +279,11 @@ def test_compute_instance_layouts():
     assert '99' in str(e.value)
     with pytest.raises(PlanError):
         plan_gpu(gpu, DesiredGpu(0, True, (DesiredInstance(H100_3G, compute_profile_ids=(0, 0, 0, 0)),)))
+    # the busy 1c at slice 0 blocks the only aligned 2c placement: refused before any change, naming the PID
+    b0 = busy(cur, cur.gpu_instances[0].placement.start, pid=77)
+    with pytest.raises(PlanError) as e:
+        plan_gpu(b0, DesiredGpu(0, True, (DesiredInstance(H100_3G, compute_profile_ids=(1, 0)),)))
+    assert '77' in str(e.value)
 
 
 def test_rtx_all_me_rule():
