@@ -430,3 +430,28 @@ def test_module_refuses_config_files_over_1_mib(tmp_path: t.Any, host: str) -> N
     assert res.get('failed') and res.get('field') == 'config_file' and 'limit' in res['msg'], res
     assert _no_nvml_use(host)
     FIG['oversized'] = 'module config_file > 1 MiB; ' + ', '.join(FIG.get('oversized_cases', []))
+
+
+# --- the boot-time layout file ---------------------------------------------------------------------------
+
+def test_boot_script_refuses_a_layout_file_others_can_write(tmp_path: t.Any) -> None:
+    import subprocess  # pylint: disable=import-outside-toplevel
+    import sys  # pylint: disable=import-outside-toplevel
+    script = os.path.join(relib.ROOT, 'roles', 'mig', 'files', 'gpuops-mig-apply')
+    layout = tmp_path / 'mig-layout.json'
+    layout.write_text('{"layouts": [{"devices": "all", "mig_enabled": false}]}')
+    # No simulator and no collection on the path: nothing here may reach a GPU.
+    env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'LD_LIBRARY_PATH', 'MIGSIM_STATE')}
+    args = ['--layout-file', str(layout), '--lib-dir', str(tmp_path / 'nothing'), '--lock-file', str(tmp_path / 'lock'),
+            '--device-map', str(tmp_path / 'map.json')]
+    for mode in (0o666, 0o620):
+        os.chmod(layout, mode)
+        proc = subprocess.run([sys.executable, script] + args, capture_output=True, text=True, check=False, env=env)
+        assert proc.returncode == 2, (mode, proc.stdout, proc.stderr)
+        assert 'refusing to apply it' in proc.stderr, proc.stderr
+    # the same file with safe permissions gets past the check (and then fails on the missing library, exit 1)
+    os.chmod(layout, 0o644)
+    proc = subprocess.run([sys.executable, script] + args, capture_output=True, text=True, check=False, env=env)
+    assert not (tmp_path / 'map.json').exists()
+    assert proc.returncode == 1 and 'cannot import' in proc.stderr, (proc.stdout, proc.stderr)
+    FIG['boot_layout_file'] = 'group/other-writable mig-layout.json refused (modes 0666, 0620)'
