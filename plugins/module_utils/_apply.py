@@ -63,7 +63,9 @@ def layout_signature(gpu_instances: t.Iterable[GpuInstance]) -> list[tuple[t.Any
 
 
 def describe_instance(profile: str | None, placement: Placement | None, gi_id: int | None = None) -> str:
-    where = ' at slots %d-%d' % (placement.start, placement.end - 1) if placement else ''
+    where = ''
+    if placement:
+        where = ' at slot %d' % placement.start if placement.size == 1 else ' at slots %d-%d' % (placement.start, placement.end - 1)
     ident = ' (GPU instance %d)' % gi_id if gi_id is not None else ''
     return '%s%s%s' % (profile, ident, where)
 
@@ -74,8 +76,7 @@ def describe_action(act: Action) -> str:
     verb = {'create': 'creating', 'destroy': 'destroying'}.get(act.action, act.action)
     if act.target == 'compute_instance':
         parent = 'GPU instance %d' % act.gi_id if act.gi_id is not None else 'the new GPU instance'
-        where = ' at slots %d-%d' % (act.gi_placement.start, act.gi_placement.end - 1) if act.gi_placement else ''
-        return '%s compute instance %s in %s%s' % (verb, act.profile, parent, where)
+        return '%s compute instance %s in %s%s' % (verb, act.profile, parent, describe_instance('', act.gi_placement))
     return '%s GPU instance %s' % (verb, describe_instance(act.profile, act.placement, act.gi_id))
 
 

@@ -94,6 +94,10 @@ class NvmlAdapter:
     def __init__(self) -> None:
         self._handles: dict[int, t.Any] = {}
         self._gi_handles: dict[tuple[int, int], t.Any] = {}
+        # Profile tables depend on the GPU model (PCI device and subsystem ID) and the driver, which is
+        # one per host: identical GPUs of one session are probed once. Remaining capacity is per GPU.
+        self._profile_cache: dict[tuple[int, int], list[GpuInstanceProfile]] = {}
+        self._ci_profile_cache: dict[tuple[int, int, int], tuple[ComputeInstanceProfile, ...]] = {}
         self.calls = 0
 
     # -- session ---------------------------------------------------------------------------
@@ -180,9 +184,10 @@ class NvmlAdapter:
         gpu_instances: list[GpuInstance] = []
         processes: list[GpuProcess] = []
         if mode is not None:
-            profiles = self._read_profiles(handle, with_remaining)
+            model = (int(pci.pciDeviceId), int(pci.pciSubSystemId))
+            profiles = self._read_profiles(handle, model, with_remaining)
             if mode.current:
-                gpu_instances, ci_profiles = self._read_instances(index, handle, profiles)
+                gpu_instances, ci_profiles = self._read_instances(index, handle, profiles, model)
                 profiles = [
                     _with_compute_profiles(p, ci_profiles.get(p.id, ())) for p in profiles]
         mig_devices = self._read_mig_devices(handle) if gpu_instances else []
@@ -209,7 +214,16 @@ class NvmlAdapter:
             processes=tuple(processes),
         )
 
-    def _read_profiles(self, handle: t.Any, with_remaining: bool) -> list[GpuInstanceProfile]:
+    def _read_profiles(self, handle: t.Any, model: tuple[int, int], with_remaining: bool) -> list[GpuInstanceProfile]:
+        if model not in self._profile_cache:
+            self._profile_cache[model] = self._probe_profiles(handle)
+        profiles = self._profile_cache[model]
+        if not with_remaining:
+            return list(profiles)
+        return [dataclasses.replace(p, remaining=int(self._call('nvmlDeviceGetGpuInstanceRemainingCapacity', handle, p.id)))
+                for p in profiles]
+
+    def _probe_profiles(self, handle: t.Any) -> list[GpuInstanceProfile]:
         profiles = []
         for idx in range(_GI_PROFILE_INDEX_LIMIT):
             try:
@@ -221,14 +235,13 @@ class NvmlAdapter:
                     break
                 raise
             placements = self._gi_placements(handle, info.id)
-            remaining = self._call('nvmlDeviceGetGpuInstanceRemainingCapacity', handle, info.id) if with_remaining else 0
             profiles.append(GpuInstanceProfile(
                 id=int(info.id), index=idx, name=_strip_mig(_text(info.name)),
                 slice_count=int(info.sliceCount), instance_count=int(info.instanceCount),
                 memory_mib=int(info.memorySizeMB), multiprocessors=int(info.multiprocessorCount),
                 copy_engines=int(info.copyEngineCount), decoders=int(info.decoderCount),
                 encoders=int(info.encoderCount), jpeg_decoders=int(info.jpegCount), ofa_engines=int(info.ofaCount),
-                placements=tuple(placements), remaining=int(remaining)))
+                placements=tuple(placements)))
         return profiles
 
     def _gi_placements(self, handle: t.Any, profile_id: int) -> list[Placement]:
@@ -237,7 +250,7 @@ class NvmlAdapter:
         self._call('nvmlDeviceGetGpuInstancePossiblePlacements', handle, profile_id, arr, ctypes.byref(count))
         return sorted(Placement(int(arr[i].start), int(arr[i].size)) for i in range(count.value))
 
-    def _read_instances(self, index: int, handle: t.Any, profiles: list[GpuInstanceProfile]
+    def _read_instances(self, index: int, handle: t.Any, profiles: list[GpuInstanceProfile], model: tuple[int, int]
                         ) -> tuple[list[GpuInstance], dict[int, tuple[ComputeInstanceProfile, ...]]]:
         names = {p.id: p.name for p in profiles}
         found: list[GpuInstance] = []
@@ -251,9 +264,10 @@ class NvmlAdapter:
                 info = self._call('nvmlGpuInstanceGetInfo', gi_handle)
                 gi_id = int(info.id)
                 self._gi_handles[(index, gi_id)] = gi_handle
-                cips = ci_profiles.get(prof.id)
-                if cips is None:
-                    cips = ci_profiles[prof.id] = tuple(self._read_ci_profiles(gi_handle, prof))
+                key = model + (prof.id,)
+                if key not in self._ci_profile_cache:
+                    self._ci_profile_cache[key] = tuple(self._read_ci_profiles(gi_handle, prof))
+                cips = ci_profiles[prof.id] = self._ci_profile_cache[key]
                 cis = self._read_compute_instances(gi_handle, cips, prof)
                 found.append(GpuInstance(
                     id=gi_id, profile_id=int(info.profileId), profile=names.get(int(info.profileId), str(info.profileId)),
