@@ -223,17 +223,21 @@ class NvmlAdapter:
         return [dataclasses.replace(p, remaining=int(self._call('nvmlDeviceGetGpuInstanceRemainingCapacity', handle, p.id)))
                 for p in profiles]
 
-    def _probe_profiles(self, handle: t.Any) -> list[GpuInstanceProfile]:
-        profiles = []
-        for idx in range(_GI_PROFILE_INDEX_LIMIT):
+    def _profile_infos(self, limit: int, call: str, *args: t.Any) -> t.Iterator[tuple[int, t.Any]]:
+        """(index, info) for every profile index NVML offers: NOT_SUPPORTED skips one, INVALID_ARGUMENT ends the scan."""
+        for idx in range(limit):
             try:
-                info = self._call('nvmlDeviceGetGpuInstanceProfileInfo', handle, idx)
+                yield idx, self._call(call, *(args[:1] + (idx,) + args[1:]))
             except NvmlCallError as exc:
                 if exc.code == NVML_ERROR_NOT_SUPPORTED:
                     continue
                 if exc.code == NVML_ERROR_INVALID_ARGUMENT:
-                    break
+                    return
                 raise
+
+    def _probe_profiles(self, handle: t.Any) -> list[GpuInstanceProfile]:
+        profiles = []
+        for idx, info in self._profile_infos(_GI_PROFILE_INDEX_LIMIT, 'nvmlDeviceGetGpuInstanceProfileInfo', handle):
             placements = self._gi_placements(handle, info.id)
             profiles.append(GpuInstanceProfile(
                 id=int(info.id), index=idx, name=_strip_mig(_text(info.name)),
@@ -277,15 +281,7 @@ class NvmlAdapter:
 
     def _read_ci_profiles(self, gi_handle: t.Any, gi_profile: GpuInstanceProfile) -> list[ComputeInstanceProfile]:
         result = []
-        for idx in range(_CI_PROFILE_INDEX_LIMIT):
-            try:
-                info = self._call('nvmlGpuInstanceGetComputeInstanceProfileInfo', gi_handle, idx, 0)
-            except NvmlCallError as exc:
-                if exc.code == NVML_ERROR_NOT_SUPPORTED:
-                    continue
-                if exc.code == NVML_ERROR_INVALID_ARGUMENT:
-                    break
-                raise
+        for dummy, info in self._profile_infos(_CI_PROFILE_INDEX_LIMIT, 'nvmlGpuInstanceGetComputeInstanceProfileInfo', gi_handle, 0):
             placements: list[Placement] = []
             arr = (pynvml.c_nvmlComputeInstancePlacement_t * _MAX_PLACEMENTS)()
             count = ctypes.c_uint(_MAX_PLACEMENTS)

@@ -68,18 +68,12 @@ def _fmt(value: t.Any) -> str:
     return str(value)
 
 
-def _blocked(section: str) -> str:
-    n = _g(section, 'blocked', 0)
-    return '; %s blocked by the open planner bug (xfail)' % n if n else ''
-
-
 def _rows() -> list[tuple[str, str, str]]:
     rows = []
     f = 'faults'
     rows += [
-        ('1 Fault injection', 'transitions (models)', '%s (%s); %s on 2-GPU hosts; %s with a process on a kept instance%s'
-         % (_g(f, 'transitions'), _fmt(_g(f, 'models', [])), _g(f, 'two_gpu_transitions'), _g(f, 'with_process'),
-            _blocked(f))),
+        ('1 Fault injection', 'transitions (models)', '%s (%s); %s on 2-GPU hosts; %s with a process on a kept instance'
+         % (_g(f, 'transitions'), _fmt(_g(f, 'models', [])), _g(f, 'two_gpu_transitions'), _g(f, 'with_process'))),
         ('', 'mutating calls in the plans / calls given a fault', '%s / %s' % (_g(f, 'injection_points'), _g(f, 'points_tried'))),
         ('', 'faults injected', '%s (%s single-fault runs%s; full product would be %s runs)'
          % (_g(f, 'faults_injected'), _g(f, 'single_fault_runs'), ', sampled' if _g(f, 'sampled', True) else '',
@@ -116,7 +110,7 @@ def _rows() -> list[tuple[str, str, str]]:
     k = 'crash'
     rows += [
         ('4 Crash consistency', 'transitions / SIGKILLs (one after each mutating call)',
-         '%s / %s%s' % (_g(k, 'transitions'), _g(k, 'kills'), _blocked(k))),
+         '%s / %s' % (_g(k, 'transitions'), _g(k, 'kills'))),
         ('', 'reruns that reached the layout / leaked or duplicated instances',
          '%s / %s' % (_g(k, 'converged'), _g(k, 'leaks'))),
         ('', 'longest wait for the dead holder\'s lock', '%s s' % _g(k, 'max_lock_wait_s')),
@@ -124,8 +118,8 @@ def _rows() -> list[tuple[str, str, str]]:
     r = 'reboot'
     rows += [
         ('5 Reboots', 'layouts restored by gpuops-mig-apply after migsim reboot',
-         '%s of %s (%s through the script as a subprocess)%s'
-         % (_g(r, 'restored'), _g(r, 'layouts'), _g(r, 'subprocess'), _blocked(r))),
+         '%s of %s (%s through the script as a subprocess)'
+         % (_g(r, 'restored'), _g(r, 'layouts'), _g(r, 'subprocess'))),
         ('', 'Hopper+ (mode lost) / Ampere (mode kept) cases', '%s / %s' % (_g(r, 'mode_lost'), _g(r, 'mode_kept'))),
     ]
     s = 'security'
