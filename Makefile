@@ -27,6 +27,8 @@ SIM_CLI := $(ROOT)/tests/nvml_sim/migsim
 SIM_STATE ?= $(BUILD)/sim/state.json
 SIM_INIT_ARGS ?= --gpus h100-80gb:8
 SIM_ENV := $(BUILD)/sim/migsim.env
+# Reference readings from real GPUs (hw/), beside the checkout as in CI; hardware_replay needs them.
+SHARED ?= $(abspath $(ROOT)/../shared)
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 TARBALL := $(DIST)/gpuops-mig-$(VERSION).tar.gz
 # Older target Pythons that ansible-test compiles the modules with (tests/config.yml says >=3.8);
@@ -107,7 +109,7 @@ units: venv collection ## ansible-test units
 integration: venv sim collection ## ansible-test integration against the simulator (see tests/integration/README.md)
 	@ls -d tests/integration/targets/*/ >/dev/null 2>&1 || { echo "make integration: no targets in tests/integration/targets" >&2; exit 1; }
 	@$(BIN)/python tests/ci/sim_env_vars.py --env-file $(SIM_ENV) --sim-cli $(SIM_CLI) --state $(SIM_STATE) \
-	    --output $(COLL)/tests/integration/integration_config.yml
+	    --shared $(SHARED) --output $(COLL)/tests/integration/integration_config.yml
 	@set -a; . $(SIM_ENV); set +a; \
 	  cd $(COLL) && $(ATEST) ansible-test integration --local --python $(TEST_PYTHON) $(ANSIBLE_TEST_ARGS)
 

@@ -4,8 +4,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Compare mig_info's answer with nvidia-smi's on the same host.
 
-Usage: compare.py OUTDIR   (OUTDIR holds mig_info.json, smi_q.txt, lgip.txt, lgipp.txt from run.sh)
-Prints one line per check and exits 1 if any disagrees.
+Usage: compare.py [--no-identity] OUTDIR
+OUTDIR holds mig_info.json, smi_q.txt, lgip.txt, lgipp.txt from run.sh. Prints one line per check and
+exits 1 if any disagrees. --no-identity skips the GPU UUID and PCI bus ID, for comparing the simulator's
+model of a card with readings taken on a real one (tests/integration/targets/hardware_replay).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def parse_smi_q(text: str) -> dict[str, object]:
     }
 
 
-def main(outdir: str) -> int:
+def main(outdir: str, identity: bool = True) -> int:
     with open('%s/mig_info.json' % outdir) as f:
         info = json.load(f)
     with open('%s/smi_q.txt' % outdir) as f:
@@ -81,8 +83,9 @@ def main(outdir: str) -> int:
     for n, gpu in enumerate(info['gpus']):
         g = gpu['index']
         check('GPU %d name' % g, gpu['name'], smi['products'][n])
-        check('GPU %d UUID' % g, gpu['uuid'], smi['uuids'][n])
-        check('GPU %d PCI bus ID' % g, gpu['pci_bus_id'].upper(), smi['bus_ids'][n].upper())
+        if identity:
+            check('GPU %d UUID' % g, gpu['uuid'], smi['uuids'][n])
+            check('GPU %d PCI bus ID' % g, gpu['pci_bus_id'].upper(), smi['bus_ids'][n].upper())
         check('GPU %d MIG mode' % g, gpu['mig_mode'], smi['mig_modes'][n])
         ours = {p['id']: p for p in gpu['profiles']}
         check('GPU %d profile IDs' % g, sorted(ours), sorted(lgip.get(g, {})))
@@ -101,4 +104,9 @@ def main(outdir: str) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main(sys.argv[1]))
+    args = sys.argv[1:]
+    if len(args) == 2 and args[0] == '--no-identity':
+        sys.exit(main(args[1], identity=False))
+    if len(args) != 1 or args[0].startswith('-'):
+        sys.exit('usage: compare.py [--no-identity] OUTDIR')
+    sys.exit(main(args[0]))
