@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Role tests for gpuops.mig: container_toolkit in a Debian 12 rootfs (chroot tier and
 # systemd-nspawn tier) against a signed apt repository of stand-in packages on 127.0.0.1,
+# the mig role under systemd in a booted container against the simulated NVML (mig tier),
 # then the preflight tests (tests/roles/preflight.sh).
 #
 # Environment:
@@ -8,7 +9,7 @@
 #                            (default: a fresh copy of this checkout under a temp dir)
 #   ROLETEST_CACHE           cache for the debootstrap rootfs (default /var/tmp/gpuops-roletest)
 #   ROLETEST_MIRROR          Debian mirror for debootstrap (default: the one apt on this host uses)
-#   ROLETEST_TIERS           tiers to run (default "chroot nspawn preflight")
+#   ROLETEST_TIERS           tiers to run (default "chroot nspawn mig preflight")
 #   ROLETEST_KEEP            keep the temp dir (rootfs copies, logs)
 # Needs root, debootstrap, dpkg-deb, dpkg-scanpackages, gpg, python3; systemd-nspawn and
 # nsenter for the nspawn tier.
@@ -18,7 +19,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 HERE=$ROLETEST_HERE
 CACHE=${ROLETEST_CACHE:-/var/tmp/gpuops-roletest}
-TIERS=${ROLETEST_TIERS:-chroot nspawn preflight}
+TIERS=${ROLETEST_TIERS:-chroot nspawn mig preflight}
 SUITE=bookworm
 VERSIONS=(1.19.0-1 1.20.0-1)
 PACKAGES=(nvidia-container-toolkit nvidia-container-toolkit-base libnvidia-container-tools libnvidia-container1)
@@ -300,24 +301,8 @@ tier_nspawn() {
     done
     ln -sf /dev/null "$R/etc/systemd/system/systemd-networkd.service"
     echo gpuops-nspawn >"$R/etc/hostname"
-    systemd-nspawn -b -q --register=no --keep-unit -D "$R" >"$WORK/logs/nspawn-console.log" 2>&1 </dev/null &
-    local nspawn=$!
-    on_exit "nspawn_stop $nspawn"
-    local init="" state=""
-    for _ in $(seq 120); do
-        init=$(nspawn_pid_of_init "$nspawn" || true)
-        if [[ -n $init ]]; then
-            state=$(nsenter -t "$init" -a systemctl is-system-running 2>/dev/null || true)
-            [[ $state == running || $state == degraded ]] && break
-        fi
-        kill -0 "$nspawn" 2>/dev/null || break
-        sleep 0.5
-    done
-    if [[ $state != running && $state != degraded ]]; then
-        fail "nspawn container booted (state '${state:-none}')" "console: $(tail -5 "$WORK/logs/nspawn-console.log" | tr '\n' ' ')"
-        return
-    fi
-    pass "nspawn container booted systemd (state $state, init pid $init)"
+    nspawn_boot "$R" nspawn || return
+    local init=$NSPAWN_INIT
     local inv="$WORK/nspawn.ini"
     printf '[targets]\nnspawn ansible_connection=community.docker.nsenter ansible_nsenter_pid=%s ansible_python_interpreter=/usr/bin/python3\n' "$init" >"$inv"
     local v1 v2
@@ -351,6 +336,31 @@ tier_nspawn() {
     check "docker CDI feature enabled" json_check "$R/etc/docker/daemon.json" 'd["features"]["cdi"] is True'
 }
 
+# nspawn_boot ROOTFS LABEL: boot systemd in the rootfs; sets NSPAWN_PID (nspawn) and NSPAWN_INIT (the
+# container's PID 1 as seen from the host). Returns 1 (after a FAIL line) when it does not come up.
+nspawn_boot() {
+    local R=$1 label=$2 console=$WORK/logs/$2-console.log
+    systemd-nspawn -b -q --register=no --keep-unit -D "$R" >"$console" 2>&1 </dev/null &
+    NSPAWN_PID=$!
+    on_exit "nspawn_stop $NSPAWN_PID"
+    local init="" state=""
+    for _ in $(seq 120); do
+        init=$(nspawn_pid_of_init "$NSPAWN_PID" || true)
+        if [[ -n $init ]]; then
+            state=$(nsenter -t "$init" -a systemctl is-system-running 2>/dev/null || true)
+            [[ $state == running || $state == degraded ]] && break
+        fi
+        kill -0 "$NSPAWN_PID" 2>/dev/null || break
+        sleep 0.5
+    done
+    if [[ $state != running && $state != degraded ]]; then
+        fail "$label: container booted (state '${state:-none}')" "console: $(tail -5 "$console" | tr '\n' ' ')"
+        return 1
+    fi
+    NSPAWN_INIT=$init
+    pass "$label: container booted systemd (state $state, init pid $init)"
+}
+
 nspawn_stop() {
     local pid=$1
     kill -0 "$pid" 2>/dev/null || return 0
@@ -359,11 +369,188 @@ nspawn_stop() {
     kill -KILL "$pid" 2>/dev/null || true
 }
 
+# ---------------------------------------------------------------- mig tier
+# The mig role in a booted Debian 12 container (systemd-nspawn -b) against the simulated NVML, so that
+# systemd itself stops and starts the GPU clients, the units blocking a GPU reset, and runs the boot
+# unit after a (simulated) reboot. GPU 0 is an H100 80GB, GPU 1 an A100 40GB (its MIG mode change waits
+# for a reset, done by the fake nvidia-smi -> migsim reset).
+MIG_CLIENTS_LOG=/var/log/gpu-clients.log
+
+mig_vars() { # mig_vars NAME GPU0-MIG-DEVICES: extra-vars file for the mig role
+    local file=$WORK/$1.vars.yml
+    cat >"$file" <<YAML
+mig_run_preflight: false
+mig_reset_method: reset
+mig_layouts:
+  - devices: [0]
+    mig_enabled: true
+    mig_devices: $2
+  - devices: [1]
+    mig_enabled: true
+    mig_devices: {"3g.20gb": 2}
+YAML
+    echo "$file"
+}
+mig_play() { # mig_play LABEL EXPECT INVENTORY VARS [extra args]
+    local label=$1 expect=$2 inv=$3 vars=$4; shift 4
+    play "$label" "$expect" -i "$inv" "$HERE/playbooks/mig.yml" -e "@$vars" "$@"
+}
+# clients_log_since ROOTFS N EXPECTED...: the lines after the first N of the clients' log are exactly EXPECTED.
+clients_log_since() {
+    local log=$1$MIG_CLIENTS_LOG n=$2; shift 2
+    local got want
+    got=$(tail -n +"$((n + 1))" "$log" | paste -sd, -)
+    want=$(IFS=,; echo "$*")
+    [[ $got == "$want" ]] || { echo "clients log after line $n: '$got', want '$want'"; return 1; }
+}
+clients_log_lines() { wc -l <"$1$MIG_CLIENTS_LOG"; }
+units_state_is() { # units_state_is INIT STATE UNIT...
+    local init=$1 want=$2 u st; shift 2
+    for u in "$@"; do
+        st=$(nsenter -t "$init" -a systemctl is-active "$u" 2>/dev/null || true)
+        [[ $st == "$want" ]] || { echo "$u is $st, want $want"; return 1; }
+    done
+}
+# sim_layout_is STATE GPU PROFILES (sorted, comma-separated) MODE
+sim_layout_is() {
+    "$MIGSIM" show "$1" | python3 -c '
+import json, sys
+g = json.load(sys.stdin)["gpus"][int(sys.argv[1])]
+got = ",".join(sorted(gi["profile"] for gi in g["gpu_instances"]))
+cis = [len(gi["compute_instances"]) for gi in g["gpu_instances"]]
+ok = got == sys.argv[2] and g["mig_mode"]["current"] == sys.argv[3] and all(n == 1 for n in cis)
+print("GPU %s: %s, %s, CIs %s" % (sys.argv[1], got, g["mig_mode"], cis))
+sys.exit(0 if ok else 1)' "$2" "$3" "$4"
+}
+boot_unit_ran_before() { # boot_unit_ran_before INIT UNIT: gpuops-mig.service finished before UNIT started
+    local init=$1 done_at start_at
+    done_at=$(nsenter -t "$init" -a systemctl show -P ExecMainExitTimestampMonotonic gpuops-mig.service)
+    start_at=$(nsenter -t "$init" -a systemctl show -P ExecMainStartTimestampMonotonic "$2")
+    [[ $done_at -gt 0 && $start_at -gt $done_at ]] || { echo "gpuops-mig.service done at $done_at, $2 started at $start_at"; return 1; }
+}
+unit_ran_ok() { # unit_ran_ok INIT UNIT: active (a oneshot that stays active after it exits) with result success
+    local st res
+    st=$(nsenter -t "$1" -a systemctl is-active "$2" 2>/dev/null || true)
+    res=$(nsenter -t "$1" -a systemctl show -P Result "$2" 2>/dev/null || true)
+    [[ $st == active && $res == success ]] || { echo "$2: $st, result $res"; nsenter -t "$1" -a journalctl -b -u "$2" --no-pager | tail -20; return 1; }
+}
+nspawn_poweroff() { # nspawn_poweroff INIT NSPAWN-PID: clean shutdown of the container
+    nsenter -t "$1" -a systemctl poweroff >/dev/null 2>&1 || true
+    for _ in $(seq 120); do kill -0 "$2" 2>/dev/null || return 0; sleep 0.25; done
+    echo "container did not power off"; return 1
+}
+
+tier_mig() {
+    log "== mig tier (the mig role under systemd in systemd-nspawn -b, simulated NVML)"
+    command -v systemd-nspawn >/dev/null || { fail "mig tier: systemd-nspawn not installed (apt-get install systemd-container)"; return; }
+    MIGSIM=$ROLETEST_ROOT/tests/nvml_sim/migsim
+    local R=$WORK/mig T=/opt/gpuops-test
+    new_rootfs "$R" nomounts
+    # The simulated driver: the library on the normal search path, the engine beside it, pynvml for the
+    # container's python3, `python` for the simulator CLI's shebang, and nvidia-smi (the fake one).
+    "$MIGSIM" env "$WORK/mig-probe.json" >/dev/null
+    mkdir -p "$R$T" "$R/var/lib/migsim" "$R/usr/local/lib/python3.11/dist-packages"
+    tar -C "$ROLETEST_ROOT/tests" -cf - nvml_sim fakebin | tar -C "$R$T" -xf -
+    cp "$(python3 -c 'import pynvml; print(pynvml.__file__)')" "$R/usr/local/lib/python3.11/dist-packages/pynvml.py"
+    ln -sf "$T/nvml_sim/build/libnvidia-ml.so.1" "$R/usr/local/lib/libnvidia-ml.so.1"
+    chroot "$R" ldconfig
+    ln -sf /usr/bin/python3 "$R/usr/local/bin/python"
+    printf '#!/bin/sh\nexec %s/fakebin/nvidia-smi "$@"\n' "$T" >"$R/usr/local/bin/nvidia-smi"
+    chmod 755 "$R/usr/local/bin/nvidia-smi"
+    local S=$R/var/lib/migsim/state.json sim="/usr/bin/python3 $T/nvml_sim/migsim"
+    "$MIGSIM" init "$S" --gpus h100-80gb:1,a100-40gb:1 >/dev/null
+    mkdir -p "$R/etc/systemd/system.conf.d"
+    printf '[Manager]\nDefaultEnvironment=MIGSIM_STATE=/var/lib/migsim/state.json\n' >"$R/etc/systemd/system.conf.d/gpuops-test.conf"
+    # GPU clients: nvidia-dcgm holds GPU 0 while it runs (a process on it: enabling MIG on the H100 would
+    # stay pending); kubelet is stopped only for MIG mode changes; nvidia-persistenced keeps its socket
+    # while it runs, and the fake nvidia-smi refuses a GPU reset then, as the real one does for a GPU in
+    # use; nvsm is installed but not running; cron-standin is no GPU client.
+    local u hold_start hold_stop
+    for u in nvidia-dcgm dcgm-exporter kubelet nvidia-persistenced nvsm cron-standin; do
+        hold_start="" hold_stop=""
+        case $u in
+            nvidia-dcgm)
+                hold_start="ExecStartPost=$sim process add /var/lib/migsim/state.json --gpu 0 --pid \${MAINPID}"
+                hold_stop="ExecStopPost=$sim process clear /var/lib/migsim/state.json --gpu 0" ;;
+            nvidia-persistenced)
+                hold_start="RuntimeDirectory=nvidia-persistenced\nExecStartPost=/bin/touch /run/nvidia-persistenced/socket" ;;
+        esac
+        sed -e "s/@NAME@/$u/g" -e "s|@HOLD_START@|$hold_start|" -e "s|@HOLD_STOP@|$hold_stop|" \
+            "$HERE/fixtures/gpu-client.service.in" >"$R/etc/systemd/system/$u.service"
+        [[ $u == nvsm ]] || ln -sf "/etc/systemd/system/$u.service" "$R/etc/systemd/system/multi-user.target.wants/$u.service"
+    done
+    ln -sf /dev/null "$R/etc/systemd/system/systemd-networkd.service"
+    echo gpuops-mig >"$R/etc/hostname"
+    nspawn_boot "$R" mig || return
+    local init=$NSPAWN_INIT
+    local inv="$WORK/mig.ini"
+    printf '[targets]\nmig ansible_connection=community.docker.nsenter ansible_nsenter_pid=%s ansible_python_interpreter=/usr/bin/python3\n' "$init" >"$inv"
+    check "GPU 0 held by nvidia-dcgm after boot" \
+        bash -c "'$MIGSIM' show '$S' | python3 -c 'import json, sys; sys.exit(0 if json.load(sys.stdin)[\"gpus\"][0][\"processes\"] else 1)'"
+    check "nvidia-persistenced socket present after boot" nsenter -t "$init" -a test -e /run/nvidia-persistenced/socket
+
+    local mixed='{"3g.40gb": 1, "2g.20gb": 1, "1g.10gb": 2}' small='{"1g.10gb": 7}' v1 v2 n
+    v1=$(mig_vars m1 "$mixed")
+    v2=$(mig_vars m2 "$small")
+
+    log "-- scenario: enable MIG on both GPUs (clients stopped by systemd; A100 reset with nvidia-persistenced stopped)"
+    # A job outside systemd on the A100: its MIG mode change stays pending until the GPU is reset.
+    "$MIGSIM" process add "$S" --gpu 1 --pid 4242
+    n=$(clients_log_lines "$R")
+    mig_play mig-enable changed "$inv" "$v1"
+    check "clients stopped in order, reset unit stopped and started, clients started in reverse" clients_log_since "$R" "$n" \
+        "stop dcgm-exporter" "stop kubelet" "stop nvidia-dcgm" "stop nvidia-persistenced" "start nvidia-persistenced" \
+        "start nvidia-dcgm" "start kubelet" "start dcgm-exporter"
+    check "clients running again" units_state_is "$init" active nvidia-dcgm dcgm-exporter kubelet nvidia-persistenced cron-standin
+    check "a client that was not running stays stopped" units_state_is "$init" inactive nvsm
+    check "GPU 0 (H100) converged" sim_layout_is "$S" 0 1g.10gb,1g.10gb,2g.20gb,3g.40gb enabled
+    check "GPU 1 (A100, after its reset) converged" sim_layout_is "$S" 1 3g.20gb,3g.20gb enabled
+    check "GPU 1 (only) reset through nvidia-smi, once" bash -c "[[ \$(grep -c -- --gpu-reset '$R/var/log/fake-nvidia-smi.log') == 1 ]] && grep -qx 'nvidia-smi --gpu-reset -i 1' '$R/var/log/fake-nvidia-smi.log'"
+    check "boot unit enabled" bash -c "[[ \$(nsenter -t $init -a systemctl is-enabled gpuops-mig.service) == enabled ]]"
+
+    log "-- scenario: the same layout again"
+    n=$(clients_log_lines "$R")
+    mig_play mig-idempotence 0 "$inv" "$v1"
+    check "no client stopped or started" clients_log_since "$R" "$n"
+
+    log "-- scenario: check mode with another layout"
+    n=$(clients_log_lines "$R")
+    "$MIGSIM" show "$S" >"$WORK/mig-before-check.json"
+    mig_play mig-check changed "$inv" "$v2" --check --diff
+    check "check mode stopped no client" clients_log_since "$R" "$n"
+    check "check mode changed no GPU" bash -c "'$MIGSIM' show '$S' | cmp -s - '$WORK/mig-before-check.json'"
+
+    log "-- scenario: a new layout on GPU 0 (no MIG mode change: kubelet keeps running)"
+    n=$(clients_log_lines "$R")
+    mig_play mig-relayout changed "$inv" "$v2"
+    check "only the GPU clients stopped and started" clients_log_since "$R" "$n" \
+        "stop dcgm-exporter" "stop nvidia-dcgm" "start nvidia-dcgm" "start dcgm-exporter"
+    check "GPU 0 has 7 x 1g.10gb" sim_layout_is "$S" 0 "$(printf '1g.10gb,%.0s' 1 2 3 4 5 6)1g.10gb" enabled
+    check "GPU 1 untouched" sim_layout_is "$S" 1 3g.20gb,3g.20gb enabled
+
+    log "-- scenario: reboot (instances gone, the H100 loses MIG mode); systemd runs the boot unit"
+    nspawn_poweroff "$init" "$NSPAWN_PID" || { fail "mig: container powered off"; return; }
+    "$MIGSIM" reboot "$S" >/dev/null
+    check "after the reboot GPU 0 is bare and MIG is off (Hopper)" sim_layout_is "$S" 0 "" disabled
+    check "after the reboot GPU 1 is bare and MIG stays on (Ampere)" sim_layout_is "$S" 1 "" enabled
+    nspawn_boot "$R" mig-reboot || return
+    init=$NSPAWN_INIT
+    check "boot unit ran and succeeded" unit_ran_ok "$init" gpuops-mig.service
+    check "GPU 0 layout restored at boot (MIG mode enabled again)" sim_layout_is "$S" 0 "$(printf '1g.10gb,%.0s' 1 2 3 4 5 6)1g.10gb" enabled
+    check "GPU 1 layout restored at boot" sim_layout_is "$S" 1 3g.20gb,3g.20gb enabled
+    check "boot unit finished before nvidia-dcgm started" boot_unit_ran_before "$init" nvidia-dcgm.service
+    check "boot unit finished before kubelet started" boot_unit_ran_before "$init" kubelet.service
+    printf '[targets]\nmig ansible_connection=community.docker.nsenter ansible_nsenter_pid=%s ansible_python_interpreter=/usr/bin/python3\n' "$init" >"$inv"
+    mig_play mig-after-reboot 0 "$inv" "$v2"
+}
+
 main() {
     local t0=$SECONDS
     roletest_setup
-    if [[ " $TIERS " == *" chroot "* || " $TIERS " == *" nspawn "* ]]; then
+    if [[ " $TIERS " == *" chroot "* || " $TIERS " == *" nspawn "* || " $TIERS " == *" mig "* ]]; then
         ensure_base_rootfs
+    fi
+    if [[ " $TIERS " == *" chroot "* || " $TIERS " == *" nspawn "* ]]; then
         build_repo
         start_repo_server
     fi
@@ -373,6 +560,7 @@ main() {
         case $t in
             chroot) tier_chroot ;;
             nspawn) tier_nspawn ;;
+            mig) tier_mig ;;
             preflight)
                 log "== preflight tier (tests/roles/preflight.sh)"
                 if ROLETEST_NESTED=1 "$HERE/preflight.sh"; then pass "preflight.sh"; else fail "preflight.sh (see its output above)"; fi
