@@ -299,12 +299,8 @@ tier_nspawn() {
         sed "s/@NAME@/$n/g" "$HERE/fixtures/fake-runtime.service.in" >"$R/etc/systemd/system/$n.service"
         ln -sf "/etc/systemd/system/$n.service" "$R/etc/systemd/system/multi-user.target.wants/$n.service"
     done
-    ln -sf /dev/null "$R/etc/systemd/system/systemd-networkd.service"
-    echo gpuops-nspawn >"$R/etc/hostname"
     nspawn_boot "$R" nspawn || return
-    local init=$NSPAWN_INIT
-    local inv="$WORK/nspawn.ini"
-    printf '[targets]\nnspawn ansible_connection=community.docker.nsenter ansible_nsenter_pid=%s ansible_python_interpreter=/usr/bin/python3\n' "$init" >"$inv"
+    local init=$NSPAWN_INIT inv=$NSPAWN_INV
     local v1 v2
     v1=$(ct_vars n1 "container_toolkit_runtimes: [docker, containerd]")
     check "stand-in runtimes started once at boot" bash -c "[[ \$(wc -l <'$R/var/log/fake-docker.starts') -eq 1 && \$(wc -l <'$R/var/log/fake-containerd.starts') -eq 1 ]]"
@@ -336,10 +332,13 @@ tier_nspawn() {
     check "docker CDI feature enabled" json_check "$R/etc/docker/daemon.json" 'd["features"]["cdi"] is True'
 }
 
-# nspawn_boot ROOTFS LABEL: boot systemd in the rootfs; sets NSPAWN_PID (nspawn) and NSPAWN_INIT (the
-# container's PID 1 as seen from the host). Returns 1 (after a FAIL line) when it does not come up.
+# nspawn_boot ROOTFS LABEL: boot systemd in the rootfs; sets NSPAWN_PID (nspawn), NSPAWN_INIT (the
+# container's PID 1 as seen from the host) and NSPAWN_INV (an inventory reaching it through nsenter).
+# Returns 1 (after a FAIL line) when it does not come up.
 nspawn_boot() {
     local R=$1 label=$2 console=$WORK/logs/$2-console.log
+    ln -sf /dev/null "$R/etc/systemd/system/systemd-networkd.service"
+    echo "gpuops-$label" >"$R/etc/hostname"
     systemd-nspawn -b -q --register=no --keep-unit -D "$R" >"$console" 2>&1 </dev/null &
     NSPAWN_PID=$!
     on_exit "nspawn_stop $NSPAWN_PID"
@@ -358,6 +357,9 @@ nspawn_boot() {
         return 1
     fi
     NSPAWN_INIT=$init
+    NSPAWN_INV=$WORK/$label.ini
+    printf '[targets]\n%s ansible_connection=community.docker.nsenter ansible_nsenter_pid=%s ansible_python_interpreter=/usr/bin/python3\n' \
+        "$label" "$init" >"$NSPAWN_INV"
     pass "$label: container booted systemd (state $state, init pid $init)"
 }
 
@@ -479,12 +481,8 @@ tier_mig() {
             "$HERE/fixtures/gpu-client.service.in" >"$R/etc/systemd/system/$u.service"
         [[ $u == nvsm ]] || ln -sf "/etc/systemd/system/$u.service" "$R/etc/systemd/system/multi-user.target.wants/$u.service"
     done
-    ln -sf /dev/null "$R/etc/systemd/system/systemd-networkd.service"
-    echo gpuops-mig >"$R/etc/hostname"
     nspawn_boot "$R" mig || return
-    local init=$NSPAWN_INIT
-    local inv="$WORK/mig.ini"
-    printf '[targets]\nmig ansible_connection=community.docker.nsenter ansible_nsenter_pid=%s ansible_python_interpreter=/usr/bin/python3\n' "$init" >"$inv"
+    local init=$NSPAWN_INIT inv=$NSPAWN_INV
     check "GPU 0 held by nvidia-dcgm after boot" \
         bash -c "'$MIGSIM' show '$S' | python3 -c 'import json, sys; sys.exit(0 if json.load(sys.stdin)[\"gpus\"][0][\"processes\"] else 1)'"
     check "nvidia-persistenced socket present after boot" nsenter -t "$init" -a test -e /run/nvidia-persistenced/socket
@@ -534,13 +532,12 @@ tier_mig() {
     check "after the reboot GPU 0 is bare and MIG is off (Hopper)" sim_layout_is "$S" 0 "" disabled
     check "after the reboot GPU 1 is bare and MIG stays on (Ampere)" sim_layout_is "$S" 1 "" enabled
     nspawn_boot "$R" mig-reboot || return
-    init=$NSPAWN_INIT
+    init=$NSPAWN_INIT inv=$NSPAWN_INV
     check "boot unit ran and succeeded" unit_ran_ok "$init" gpuops-mig.service
     check "GPU 0 layout restored at boot (MIG mode enabled again)" sim_layout_is "$S" 0 "$(printf '1g.10gb,%.0s' 1 2 3 4 5 6)1g.10gb" enabled
     check "GPU 1 layout restored at boot" sim_layout_is "$S" 1 3g.20gb,3g.20gb enabled
     check "boot unit finished before nvidia-dcgm started" boot_unit_ran_before "$init" nvidia-dcgm.service
     check "boot unit finished before kubelet started" boot_unit_ran_before "$init" kubelet.service
-    printf '[targets]\nmig ansible_connection=community.docker.nsenter ansible_nsenter_pid=%s ansible_python_interpreter=/usr/bin/python3\n' "$init" >"$inv"
     mig_play mig-after-reboot 0 "$inv" "$v2"
 }
 
