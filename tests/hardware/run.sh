@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Read-only MIG check on a real GPU host: nvidia-smi's view and gpuops.mig's view, side by side.
 # Usage: tests/hardware/run.sh OUTDIR
-# Changes nothing on the GPU: only nvidia-smi queries, mig_info, and mig_layout in check mode.
+# Changes nothing on the GPU: only nvidia-smi queries, mig_info, and mig_layout in check mode (also timed
+# against `command: /bin/true`, tests/hardware/overhead.yml).
 # Needs: python3 with nvidia-ml-py and ansible-core (on a bare GPU host, pass wheels in WHEELS_DIR).
 set -euo pipefail
 out=${1:?usage: run.sh OUTDIR}
@@ -31,12 +32,19 @@ rm -rf "$work/ac/ansible_collections/gpuops/mig/.git" "$work/ac/ansible_collecti
 export ANSIBLE_COLLECTIONS_PATH="$work/ac" ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false
 ANSIBLE_PYTHON_INTERPRETER=$(command -v python3)
 export OUT_DIR="$out" LOCK_FILE="$work/gpuops-mig.lock" ANSIBLE_PYTHON_INTERPRETER
-if command -v ansible-playbook >/dev/null 2>&1; then
-    ansible-playbook -i localhost, -c local "$repo/tests/hardware/read_only.yml" | tee "$out/playbook.log"
-else
-    python3 -c 'import sys; from ansible.cli.playbook import main; sys.argv[0] = "ansible-playbook"; sys.exit(main())' \
-        -i localhost, -c local "$repo/tests/hardware/read_only.yml" | tee "$out/playbook.log"
-fi
+playbook() {
+    if command -v ansible-playbook >/dev/null 2>&1; then
+        ansible-playbook -i localhost, -c local "$@"
+    else
+        python3 -c 'import sys; from ansible.cli.playbook import main; sys.argv[0] = "ansible-playbook"; sys.exit(main())' \
+            -i localhost, -c local "$@"
+    fi
+}
+playbook "$repo/tests/hardware/read_only.yml" | tee "$out/playbook.log"
+
+# No-op overhead: mig_layout (check mode, nothing to change) and mig_info against command /bin/true.
+ANSIBLE_PIPELINING=1 ANSIBLE_CALLBACK_PLUGINS="$repo/tests/bench/callback_plugins" ANSIBLE_CALLBACKS_ENABLED=bench_timer \
+    BENCH_TIMER_OUT="$out/overhead.json" playbook "$repo/tests/hardware/overhead.yml" > "$out/overhead.log"
 
 # Nothing changed: MIG mode and MIG devices are as they were before the run.
 nvidia-smi --query-gpu=index,uuid,mig.mode.current,mig.mode.pending --format=csv,noheader > "$work/mode_after.csv"
@@ -49,3 +57,4 @@ cmp -s "$work/mode_before.csv" "$work/mode_after.csv" || { echo "FAIL: MIG mode 
 if nvidia-smi -L | grep -q "MIG "; then echo "note: MIG devices exist on this GPU (they existed before; nothing here creates them)"; fi
 
 python3 "$repo/tests/hardware/compare.py" "$out" | tee "$out/compare.txt"
+python3 "$repo/tests/hardware/overhead_summary.py" "$out/overhead.json" | tee "$out/overhead.txt"
