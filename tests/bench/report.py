@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import platform
@@ -439,6 +440,24 @@ def main() -> int:
                           s(min(plain.values()), 1), s(max(plain.values()), 1),
                           s((data.get('nvmlInit+nvmlShutdown') or 0) / 1000, 1)))
                     w('')
+        repo = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
+        realhw = sorted(glob.glob(os.path.join(repo, 'tests', 'hardware', 'results', '*', 'overhead.txt')))
+        if realhw:
+            w('### Measured on real GPUs: one GPU, MIG disabled')
+            w('')
+            w('`tests/hardware/run.sh` also times a no-op `mig_layout` (check mode: the GPU\'s MIG mode is disabled and'
+              ' stays so) and `mig_info` against `command: /bin/true` on the real host it runs on'
+              ' (`tests/hardware/overhead.yml`; details in docs/hardware.md). Recorded runs:')
+            w('')
+            for path in realhw:
+                with open(path, encoding='utf-8') as f:
+                    text = f.read().rstrip('\n')
+                w('`%s`:' % os.path.relpath(path, repo))
+                w('')
+                w('```text')
+                w(text)
+                w('```')
+                w('')
         a = ovh['apply']
         w('### Reconfiguration of 8 GPUs in one task')
         w('')
