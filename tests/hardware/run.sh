@@ -42,9 +42,11 @@ playbook() {
 }
 playbook "$repo/tests/hardware/read_only.yml" | tee "$out/playbook.log"
 
-# No-op overhead: mig_layout (check mode, nothing to change) and mig_info against command /bin/true.
+# No-op overhead: mig_layout (check mode, nothing to change) and mig_info against command /bin/true. It needs
+# a GPU with MIG disabled; where there is none it stops early, which does not fail the comparison.
+overhead=ok
 ANSIBLE_PIPELINING=1 ANSIBLE_CALLBACK_PLUGINS="$repo/tests/bench/callback_plugins" ANSIBLE_CALLBACKS_ENABLED=bench_timer \
-    BENCH_TIMER_OUT="$out/overhead.json" playbook "$repo/tests/hardware/overhead.yml" > "$out/overhead.log"
+    BENCH_TIMER_OUT="$out/overhead.json" playbook "$repo/tests/hardware/overhead.yml" > "$out/overhead.log" || overhead=failed
 
 # Nothing changed: MIG mode and MIG devices are as they were before the run.
 nvidia-smi --query-gpu=index,uuid,mig.mode.current,mig.mode.pending --format=csv,noheader > "$work/mode_after.csv"
@@ -57,4 +59,8 @@ cmp -s "$work/mode_before.csv" "$work/mode_after.csv" || { echo "FAIL: MIG mode 
 if nvidia-smi -L | grep -q "MIG "; then echo "note: MIG devices exist on this GPU (they existed before; nothing here creates them)"; fi
 
 python3 "$repo/tests/hardware/compare.py" "$out" | tee "$out/compare.txt"
-python3 "$repo/tests/hardware/overhead_summary.py" "$out/overhead.json" | tee "$out/overhead.txt"
+if [ "$overhead" = ok ]; then
+    python3 "$repo/tests/hardware/overhead_summary.py" "$out/overhead.json" | tee "$out/overhead.txt"
+else
+    echo "note: the overhead check stopped early (see $out/overhead.log); the comparison above stands" | tee "$out/overhead.txt"
+fi
