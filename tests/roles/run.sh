@@ -431,10 +431,10 @@ boot_unit_ran_before() { # boot_unit_ran_before INIT UNIT: gpuops-mig.service fi
     [[ $done_at -gt 0 && $start_at -gt $done_at ]] || { echo "gpuops-mig.service done at $done_at, $2 started at $start_at"; return 1; }
 }
 unit_ran_ok() { # unit_ran_ok INIT UNIT: active (a oneshot that stays active after it exits) with result success
-    local st res
-    st=$(nsenter -t "$1" -a systemctl is-active "$2" 2>/dev/null || true)
+    local res
+    units_state_is "$1" active "$2" || return 1
     res=$(nsenter -t "$1" -a systemctl show -P Result "$2" 2>/dev/null || true)
-    [[ $st == active && $res == success ]] || { echo "$2: $st, result $res"; nsenter -t "$1" -a journalctl -b -u "$2" --no-pager | tail -20; return 1; }
+    [[ $res == success ]] || { echo "$2: result $res"; return 1; }
 }
 nspawn_poweroff() { # nspawn_poweroff INIT NSPAWN-PID: clean shutdown of the container
     nsenter -t "$1" -a systemctl poweroff >/dev/null 2>&1 || true
