@@ -60,6 +60,16 @@ def pct(part: float, whole: float) -> str:
     return 'n/a' if not whole else '%.1f%%' % (100.0 * part / whole)
 
 
+def real_gpus(results_dir: str) -> str:
+    """' (N x NAME)' for a recorded real-hardware run, from the mig_info answer saved beside its overhead.txt."""
+    try:
+        with open(os.path.join(results_dir, 'mig_info.json'), encoding='utf-8') as f:
+            names = [g['name'] for g in json.load(f)['gpus']]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ''
+    return ' (%s)' % ', '.join('%d x %s' % (names.count(n), n) for n in sorted(set(names))) if names else ''
+
+
 def table(head: list[str], rows: list[list[t.Any]]) -> list[str]:
     out = ['| ' + ' | '.join(head) + ' |', '|' + '|'.join('---' for dummy in head) + '|']
     out += ['| ' + ' | '.join(str(c) for c in r) + ' |' for r in rows]
@@ -443,16 +453,16 @@ def main() -> int:
         repo = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
         realhw = sorted(glob.glob(os.path.join(repo, 'tests', 'hardware', 'results', '*', 'overhead.txt')))
         if realhw:
-            w('### Measured on real GPUs: one GPU, MIG disabled')
+            w('### Measured on real GPUs, MIG disabled')
             w('')
-            w('`tests/hardware/run.sh` also times a no-op `mig_layout` (check mode: the GPU\'s MIG mode is disabled and'
+            w('`tests/hardware/run.sh` also times a no-op `mig_layout` (check mode: every GPU\'s MIG mode is disabled and'
               ' stays so) and `mig_info` against `command: /bin/true` on the real host it runs on'
               ' (`tests/hardware/overhead.yml`; details in docs/hardware.md). Recorded runs:')
             w('')
             for path in realhw:
                 with open(path, encoding='utf-8') as f:
                     text = f.read().rstrip('\n')
-                w('`%s`:' % os.path.relpath(path, repo))
+                w('`%s`%s:' % (os.path.relpath(path, repo), real_gpus(os.path.dirname(path))))
                 w('')
                 w('```text')
                 w(text)
