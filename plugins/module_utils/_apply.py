@@ -16,7 +16,14 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
-from ansible_collections.gpuops.mig.plugins.module_utils._model import Action, Gpu, GpuInstance, GpuPlan, Placement
+from ansible_collections.gpuops.mig.plugins.module_utils._model import (
+    Action,
+    ComputeInstanceProfile,
+    Gpu,
+    GpuInstance,
+    GpuPlan,
+    Placement,
+)
 
 
 class MigAdapter(t.Protocol):
@@ -31,6 +38,18 @@ class MigAdapter(t.Protocol):
     def destroy_compute_instance(self, index: int, gi_id: int, ci_id: int) -> None: ...
 
     def destroy_gpu_instance(self, index: int, gi_id: int) -> None: ...
+
+    def compute_instance_profiles(self, index: int, gi_id: int) -> tuple[ComputeInstanceProfile, ...]: ...
+
+
+class ComputeProfileMissing(Exception):
+    """NVML offers no full-size compute-instance profile in a GPU instance this run created."""
+
+    def __init__(self, gi_id: int, offered: t.Sequence[ComputeInstanceProfile]) -> None:
+        super().__init__('GPU instance %d offers no full-size compute-instance profile' % gi_id)
+        self.call = 'nvmlGpuInstanceGetComputeInstanceProfileInfo'
+        self.error_name = 'no full-size compute-instance profile among %s' % (
+            ', '.join('%s (ID %d)' % (c.name, c.id) for c in offered) or 'none')
 
 
 @dataclasses.dataclass
@@ -122,6 +141,8 @@ def execute_plan(adapter: MigAdapter, gpu: Gpu, plan: GpuPlan) -> ApplyOutcome:
                 outcome.performed.append(dict(act.to_dict(), gpu_instance_id=new_id))
             elif act.action == 'create':
                 gi_id = act.gi_id if act.gi_id is not None else created_gi[act.gi_ref]
+                if act.full_ci_from_gi:
+                    act = offered_full_compute_instance(adapter, index, gi_id, act)
                 new_ci = adapter.create_compute_instance(index, gi_id, act.profile_id, act.placement)
                 journal.append(('ci_created', (gi_id, new_ci)))
                 outcome.performed.append(dict(act.to_dict(), gpu_instance_id=gi_id, compute_instance_id=new_ci))
@@ -131,6 +152,25 @@ def execute_plan(adapter: MigAdapter, gpu: Gpu, plan: GpuPlan) -> ApplyOutcome:
             call, error_name = _error_parts(exc)
             _fail(adapter, gpu, act, call, error_name, journal)
     return outcome
+
+
+def offered_full_compute_instance(adapter: MigAdapter, index: int, gi_id: int, act: Action) -> Action:
+    """``act`` with the full-size compute-instance profile NVML offers in GPU instance ``gi_id``.
+
+    NVML lists compute-instance profiles only for an existing GPU instance; a plan made before one
+    existed names the profile go-nvlib's rule derives, which need not be what this GPU offers (the
+    double-memory 1g profile: ID 7 on Hopper, unmeasured on Blackwell). Read before the create, so
+    the compute instance is always one NVML offers.
+    """
+    reader = getattr(adapter, 'compute_instance_profiles', None)
+    if reader is None or act.placement is None:
+        return act
+    offered = tuple(reader(index, gi_id))
+    full = [c for c in offered if c.slice_count == act.placement.size]
+    if not full:
+        raise ComputeProfileMissing(gi_id, offered)
+    cip = max(full, key=lambda c: c.id)      # as full_compute_profile picks it on the next run: idempotent
+    return dataclasses.replace(act, profile=cip.name, profile_id=cip.id, placement=Placement(0, cip.slice_count))
 
 
 def _fail(adapter: MigAdapter, gpu: Gpu, act: Action, call: str, error_name: str,

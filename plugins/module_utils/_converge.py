@@ -109,9 +109,12 @@ def converge(adapter: t.Any, layouts: list[t.Any] | None = None, config: t.Any =
                 # Honest `changed`: GPUs converged before the failure, or a rollback that left a difference.
                 result['changed'] = bool(done) or not exc.rolled_back
                 result['failed_gpu'] = plan.index
+                result['gpu_outcomes'] = gpu_outcomes(plans, plan.index, exc.rolled_back, result['reset_required'])
                 msg = str(exc)
-                if done:
-                    msg += ' GPUs already converged by this run before the failure: %s.' % ', '.join(map(str, done))
+                if done or len(plans) > 1:
+                    msg += ' GPUs already converged by this run before the failure: %s.' % (', '.join(map(str, done)) or 'none')
+                if len(plans) > 1:
+                    msg += ' GPU by GPU: %s.' % '; '.join(outcome_text(o) for o in result['gpu_outcomes'])
                 raise ConvergeError(msg, result)
             if outcome.mode_pending:
                 result['reset_required'].append(plan.index)
@@ -128,6 +131,42 @@ def converge(adapter: t.Any, layouts: list[t.Any] | None = None, config: t.Any =
     result['gpus'] = [gpu_report(after[i]) for i in sorted(after)]
     result['mig_devices'] = mig_devices(after[i] for i in sorted(after))
     return result
+
+
+def gpu_outcomes(plans: list[GpuPlan], failed: int, rolled_back: bool, pending: list[int]) -> list[dict[str, t.Any]]:
+    """What a failed run did to each GPU it planned, in index order.
+
+    ``converged`` (changed and done; ``reset_required`` when the mode change waits for a reset),
+    ``unchanged`` (already as desired), ``rolled_back`` (the failed GPU, back to its original layout),
+    ``rollback_incomplete`` (the failed GPU, left different: the message says what it holds) and
+    ``not_reached`` (left as it was: the run stopped before it).
+    """
+    out = []
+    for p in plans:
+        if not p.changes:
+            outcome = 'unchanged'
+        elif p.index < failed:
+            outcome = 'reset_required' if p.index in pending else 'converged'
+        elif p.index == failed:
+            outcome = 'rolled_back' if rolled_back else 'rollback_incomplete'
+        else:
+            outcome = 'not_reached'
+        out.append({'index': p.index, 'outcome': outcome})
+    return out
+
+
+_OUTCOME_TEXT = {
+    'unchanged': 'already as desired, not touched',
+    'converged': 'converged by this run',
+    'reset_required': 'MIG mode change made, pending a GPU reset',
+    'rolled_back': 'failed, rolled back to its original layout',
+    'rollback_incomplete': 'failed, rollback incomplete (layout above)',
+    'not_reached': 'left as it was (not reached)',
+}
+
+
+def outcome_text(outcome: dict[str, t.Any]) -> str:
+    return 'GPU %d %s' % (outcome['index'], _OUTCOME_TEXT[outcome['outcome']])
 
 
 def _mig_on(gpu: Gpu) -> bool:

@@ -312,6 +312,9 @@ class Action:
     gi_placement: Placement | None = None   # for compute-instance actions: the parent GI's placement
     gi_ref: int | None = None
     mig_enabled: bool | None = None         # for set_mode
+    # Create the full-size compute instance that NVML offers in the new GPU instance (read once it exists):
+    # set when NVML has not listed this GPU instance profile's compute-instance profiles (no instance of it existed).
+    full_ci_from_gi: bool = False
 
     @property
     def mutates(self) -> bool:

@@ -382,6 +382,18 @@ class NvmlAdapter:
         info = self._call('nvmlComputeInstanceGetInfo', ci_handle)
         return int(info.id)
 
+    def compute_instance_profiles(self, index: int, gi_id: int) -> tuple[ComputeInstanceProfile, ...]:
+        """The compute-instance profiles NVML offers in GPU instance ``gi_id`` (read, not derived)."""
+        gi_handle = self._gi_handle(index, gi_id)
+        info = self._call('nvmlGpuInstanceGetInfo', gi_handle)
+        name = str(int(info.profileId))
+        for profiles in self._profile_cache.values():
+            name = next((p.name for p in profiles if p.id == int(info.profileId)), name)
+        stub = GpuInstanceProfile(id=int(info.profileId), index=-1, name=name, slice_count=0, instance_count=0,
+                                  memory_mib=0, multiprocessors=0, copy_engines=0, decoders=0, encoders=0,
+                                  jpeg_decoders=0, ofa_engines=0, placements=())
+        return tuple(self._read_ci_profiles(gi_handle, stub))
+
     def destroy_compute_instance(self, index: int, gi_id: int, ci_id: int) -> None:
         ci_handle = self._call('nvmlGpuInstanceGetComputeInstanceById', self._gi_handle(index, gi_id), ci_id)
         self._call('nvmlComputeInstanceDestroy', ci_handle)

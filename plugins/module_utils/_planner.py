@@ -49,6 +49,12 @@ from ansible_collections.gpuops.mig.plugins.module_utils._profiles import (
     is_all_me,
     is_no_me,
 )
+from ansible_collections.gpuops.mig.plugins.module_utils._safety import (
+    media_engine_refusal,
+    unoffered_compute_profiles,
+    whole_gpu_client_refusal,
+    whole_gpu_pids,
+)
 
 MAX_DESIRED_INSTANCES = 64
 MAX_COMPUTE_INSTANCES = 64
@@ -133,6 +139,8 @@ class Want:
     start: int | None
     cis: tuple[ComputeInstanceProfile, ...]     # sorted by (-slices, id)
     label: str
+    # One default (full-size) CI whose profile NVML has not listed yet: the executor takes the one NVML offers.
+    full_ci_from_gi: bool = False
 
     @property
     def cls(self) -> tuple[int, int | None, tuple[int, ...]]:
@@ -198,6 +206,7 @@ class _Planner:
                 if full is None:
                     raise self.fail('%s: %s offers no full-size compute-instance profile' % (src, prof.name), src)
                 cis: tuple[ComputeInstanceProfile, ...] = (full,)
+                full_from_gi = not prof.compute_profiles
             else:
                 if len(d.compute_profile_ids) > MAX_COMPUTE_INSTANCES:
                     raise self.fail('%s: too many compute instances' % src, src)
@@ -210,8 +219,9 @@ class _Planner:
                                         src)
                     lst.append(cip)
                 cis = tuple(sorted(lst, key=lambda c: (-c.slice_count, c.id)))
+                full_from_gi = False
             self.check_ci_fit(prof, cis, src)
-            wants.append(Want(pos, prof, d.placement_start, cis, src))
+            wants.append(Want(pos, prof, d.placement_start, cis, src, full_from_gi))
         # declared placements must not overlap
         declared = [w for w in wants if w.start is not None]
         for a, b in itertools.combinations(declared, 2):
@@ -399,6 +409,9 @@ class _Planner:
         wants = self.resolve()
         if pack([(w.cls, w.options()) for w in wants]) is None:
             raise self.fail(self.explain(wants))
+        engines = media_engine_refusal(gpu, [w.prof for w in wants])
+        if engines is not None:
+            raise self.fail(engines)
         in_use = [gi for gi in existing if gpu.processes_on(gi.id)]
         lost = [self.in_use_text(gi, wants) for gi in in_use if not any(self.compatible(gi, w) for w in wants)]
         if lost:
@@ -406,7 +419,14 @@ class _Planner:
         best = self.search(existing, in_use, wants)
         if best is None:
             raise self.fail(self.blocked_text(existing, in_use, wants))
-        return self.build(head, existing, wants, best)
+        return self.checked(self.build(head, existing, wants, best))
+
+    def checked(self, plan: GpuPlan) -> GpuPlan:
+        """The last checks before any mutation: whole-GPU clients, compute-instance profiles NVML offers."""
+        for refusal in (whole_gpu_client_refusal(self.gpu, plan.actions), unoffered_compute_profiles(self.gpu, plan.actions)):
+            if refusal is not None:
+                raise self.fail(refusal)
+        return plan
 
     def in_use_text(self, gi: GpuInstance, wants: list[Want]) -> str:
         pids = _pids(p.pid for p in self.gpu.processes_on(gi.id))
@@ -579,7 +599,7 @@ class _Planner:
             cis = []
             for cip, cpl in zip(w.cis, cips):
                 ci_creates_new.append(Action('create', 'compute_instance', profile=cip.name, profile_id=cip.id, placement=cpl,
-                                             gi_placement=pl, gi_ref=ref))
+                                             gi_placement=pl, gi_ref=ref, full_ci_from_gi=w.full_ci_from_gi))
                 cis.append(ComputeInstance(id=t.cast(int, None), profile_id=cip.id, profile=cip.name, placement=cpl))
             final.append(GpuInstance(id=t.cast(int, None), profile_id=w.prof.id, profile=w.prof.name, placement=pl,
                                      compute_instances=tuple(sorted(cis, key=lambda c: c.placement))))
@@ -609,7 +629,7 @@ class _Planner:
                 actions.append(Action('destroy', 'gpu_instance', profile=gi.profile, profile_id=gi.profile_id, gi_id=gi.id,
                                       placement=gi.placement))
         actions.append(Action('set_mode', 'gpu', mig_enabled=False))
-        return GpuPlan(index=gpu.index, actions=tuple(actions))
+        return self.checked(GpuPlan(index=gpu.index, actions=tuple(actions)))
 
 
 def _runs(cells: int) -> str:
@@ -632,7 +652,19 @@ def plan_gpu(gpu: Gpu, desired: DesiredGpu) -> GpuPlan:
     """Plan the actions that take ``gpu`` to ``desired``; PlanError (before any mutation) if impossible."""
     if desired.index != gpu.index:
         raise PlanError('desired layout for GPU %d given for GPU %d' % (desired.index, gpu.index), gpu_index=gpu.index)
-    return _Planner(gpu, desired).plan()
+    try:
+        return _Planner(gpu, desired).plan()
+    except PlanError as exc:
+        raise _naming_whole_gpu_clients(gpu, exc)
+
+
+def _naming_whole_gpu_clients(gpu: Gpu, exc: PlanError) -> PlanError:
+    """Every refusal on a GPU held by whole-GPU clients names their PIDs, whatever else it says."""
+    pids = whole_gpu_pids(gpu)
+    if not pids or 'processes hold the whole GPU' in str(exc):
+        return exc
+    return PlanError('%s; processes also hold the whole GPU without a GPU instance (PIDs %s)' % (exc, _pids(pids)),
+                     gpu_index=exc.gpu_index, field=exc.field)
 
 
 def plan_host(gpus: t.Sequence[Gpu], desired_by_index: t.Mapping[int, DesiredGpu]) -> list[GpuPlan]:

@@ -104,7 +104,8 @@ options:
     type: path
     default: /run/gpuops-mig.lock
   lock_timeout:
-    description: Seconds to wait for another run holding the lock.
+    description:
+      - Seconds to wait for another run holding the lock, from V(0) (do not wait) to V(86400) (one day).
     type: int
     default: 300
 requirements:
@@ -212,6 +213,7 @@ from ansible_collections.gpuops.mig.plugins.module_utils._lock import LockError,
 from ansible_collections.gpuops.mig.plugins.module_utils._module import nvml_session
 
 MAX_CONFIG_BYTES = 1024 * 1024
+MAX_LOCK_TIMEOUT = 86400
 
 
 def read_config(module: AnsibleModule, path: str) -> str:
@@ -242,6 +244,9 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
+    if not 0 <= p['lock_timeout'] <= MAX_LOCK_TIMEOUT:
+        module.fail_json(msg='lock_timeout: must be between 0 and %d seconds, got %d' % (MAX_LOCK_TIMEOUT, p['lock_timeout']),
+                         field='lock_timeout')
     config = read_config(module, p['config_file']) if p['config_file'] else None
     try:
         with host_lock(p['lock_file'], p['lock_timeout']):

@@ -37,6 +37,11 @@ def _independent_feasible(gpu, profile_ids):
             return False
     if any(is_all_me(p) for p in profs) and sum(1 for p in profs if not is_no_me(p)) > 1:
         return False
+    # Media engines are not shared between GPU instances: the profile covering every slot holds the GPU's totals.
+    whole = max(gpu.profiles, key=lambda p: (p.placement_size, p.decoders + p.encoders + p.jpeg_decoders + p.ofa_engines))
+    for engine in ('decoders', 'encoders', 'jpeg_decoders', 'ofa_engines'):
+        if sum(getattr(p, engine) for p in profs) > getattr(whole, engine):
+            return False
 
     def dfs(i, used):
         if i == len(profs):
