@@ -23,6 +23,10 @@ description:
   - If a change fails midway, the module removes what this run created and recreates what it destroyed at the
     original placements, then fails with a message naming the NVML call, the NVML error and the GPU's final layout.
   - A host-wide lock (O(lock_file)) serialises concurrent runs on one host.
+  - Processes that hold a GPU without a GPU instance block GPU-instance creation in the driver; while MIG is
+    enabled, a layout that would create or destroy any instance on such a GPU is refused before any change,
+    naming the PIDs. A layout whose instances need more media engines (decoders, encoders, JPEG, OFA) than the
+    GPU has is refused before any change, naming the engine.
   - A MIG mode change that stays pending (Ampere GPUs need a GPU reset; a client may hold the GPU) is reported
     in RV(reset_required) and does not fail; that GPU's instances are created on the first run after the reset
     or reboot.
@@ -191,6 +195,19 @@ reset_required:
   type: list
   elements: int
   sample: []
+gpu_outcomes:
+  description:
+    - When a change fails on one GPU, what the run did to each GPU it planned, in index order, as C(index) and
+      C(outcome) - V(converged), V(reset_required) (mode change pending a GPU reset), V(unchanged) (already as
+      desired), V(rolled_back) (the failed GPU, back to its original layout), V(rollback_incomplete) (the failed
+      GPU; the message says what it holds) or V(not_reached) (left as it was).
+  returned: failure while applying
+  type: list
+  elements: dict
+  sample:
+    - {index: 0, outcome: converged}
+    - {index: 1, outcome: rolled_back}
+    - {index: 2, outcome: not_reached}
 mig_devices:
   description:
     - The MIG devices after the run, one per compute instance, with C(gpu), C(gpu_uuid), C(gpu_instance),
