@@ -16,6 +16,7 @@ from ansible_collections.gpuops.mig.plugins.module_utils._apply import ApplyErro
 from ansible_collections.gpuops.mig.plugins.module_utils._model import Gpu, GpuPlan, PlanError, SpecError
 from ansible_collections.gpuops.mig.plugins.module_utils._planner import plan_gpu
 from ansible_collections.gpuops.mig.plugins.module_utils._render import layout_diagram, plan_diagram
+from ansible_collections.gpuops.mig.plugins.module_utils._safety import whole_gpu_client_refusal, whole_gpu_pids
 from ansible_collections.gpuops.mig.plugins.module_utils._spec import resolve_layouts
 
 
@@ -71,7 +72,7 @@ def converge(adapter: t.Any, layouts: list[t.Any] | None = None, config: t.Any =
     plans: list[GpuPlan] = []
     for index in sorted(desired):
         try:
-            plans.append(plan_gpu(by_index[index], desired[index]))
+            plans.append(plan_gpu(by_index[index], desired[index], whole_gpu_clients_block=not check_mode))
         except PlanError as exc:
             gpu = by_index[index]
             msg = str(exc) if str(exc).startswith('GPU %d ' % index) else 'GPU %d (%s): %s' % (index, gpu.name, exc)
@@ -93,6 +94,9 @@ def converge(adapter: t.Any, layouts: list[t.Any] | None = None, config: t.Any =
                              for p in plans),
         },
     }
+    warnings = [w for w in (whole_gpu_client_warning(by_index[p.index], p) for p in plans) if w]
+    if warnings:
+        result['warnings'] = warnings
     after = dict(by_index)
     if not check_mode:
         for plan in plans:
@@ -131,6 +135,15 @@ def converge(adapter: t.Any, layouts: list[t.Any] | None = None, config: t.Any =
     result['gpus'] = [gpu_report(after[i]) for i in sorted(after)]
     result['mig_devices'] = mig_devices(after[i] for i in sorted(after))
     return result
+
+
+def whole_gpu_client_warning(gpu: Gpu, plan: GpuPlan) -> str | None:
+    """Check mode: the plan cannot be applied while processes hold the whole GPU (apply refuses it)."""
+    if whole_gpu_client_refusal(gpu, plan.actions) is None:
+        return None
+    return ('GPU %d (%s): processes hold the whole GPU without a GPU instance (PIDs %s); applying this plan is refused '
+            'until they stop (the driver refuses GPU-instance creation while they run)'
+            % (gpu.index, gpu.name, ', '.join(str(p) for p in whole_gpu_pids(gpu))))
 
 
 def gpu_outcomes(plans: list[GpuPlan], failed: int, rolled_back: bool, pending: list[int]) -> list[dict[str, t.Any]]:

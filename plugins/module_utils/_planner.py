@@ -174,9 +174,10 @@ def _pids(pids: t.Iterable[int]) -> str:
 
 
 class _Planner:
-    def __init__(self, gpu: Gpu, desired: DesiredGpu) -> None:
+    def __init__(self, gpu: Gpu, desired: DesiredGpu, whole_gpu_clients_block: bool = True) -> None:
         self.gpu = gpu
         self.desired = desired
+        self.whole_gpu_clients_block = whole_gpu_clients_block
         self.where = 'GPU %d (%s)' % (gpu.index, gpu.name)
         self._rework_memo: dict[tuple, t.Any] = {}
 
@@ -423,7 +424,8 @@ class _Planner:
 
     def checked(self, plan: GpuPlan) -> GpuPlan:
         """The last checks before any mutation: whole-GPU clients, compute-instance profiles NVML offers."""
-        for refusal in (whole_gpu_client_refusal(self.gpu, plan.actions), unoffered_compute_profiles(self.gpu, plan.actions)):
+        whole = whole_gpu_client_refusal(self.gpu, plan.actions) if self.whole_gpu_clients_block else None
+        for refusal in (whole, unoffered_compute_profiles(self.gpu, plan.actions)):
             if refusal is not None:
                 raise self.fail(refusal)
         return plan
@@ -648,12 +650,16 @@ def _runs(cells: int) -> str:
     return ', '.join(out)
 
 
-def plan_gpu(gpu: Gpu, desired: DesiredGpu) -> GpuPlan:
-    """Plan the actions that take ``gpu`` to ``desired``; PlanError (before any mutation) if impossible."""
+def plan_gpu(gpu: Gpu, desired: DesiredGpu, whole_gpu_clients_block: bool = True) -> GpuPlan:
+    """Plan the actions that take ``gpu`` to ``desired``; PlanError (before any mutation) if impossible.
+
+    ``whole_gpu_clients_block=False`` plans as if whole-GPU clients were gone (check mode: the mig role
+    plans first and stops the GPU clients it manages before applying).
+    """
     if desired.index != gpu.index:
         raise PlanError('desired layout for GPU %d given for GPU %d' % (desired.index, gpu.index), gpu_index=gpu.index)
     try:
-        return _Planner(gpu, desired).plan()
+        return _Planner(gpu, desired, whole_gpu_clients_block).plan()
     except PlanError as exc:
         raise _naming_whole_gpu_clients(gpu, exc)
 
