@@ -42,6 +42,7 @@ from ansible_collections.gpuops.mig.plugins.module_utils._model import (
     Placement,
     PlanError,
 )
+from ansible_collections.gpuops.mig.plugins.module_utils._packing import pack, pack_cis, placement_mask
 from ansible_collections.gpuops.mig.plugins.module_utils._profiles import (
     compute_profile_by_id,
     compute_profiles_for,
@@ -78,56 +79,12 @@ def _or_join(items: t.Sequence[str]) -> str:
     return ', '.join(items[:-1]) + ' or ' + items[-1]
 
 
-def _mask(p: Placement) -> int:
-    return ((1 << p.size) - 1) << p.start
-
-
 def _count_text(names: t.Sequence[str]) -> str:
     """``4g.40gb + 2 x 3g.40gb`` (order of first appearance)."""
     counts: dict[str, int] = {}
     for n in names:
         counts[n] = counts.get(n, 0) + 1
     return ' + '.join(n if c == 1 else '%d x %s' % (c, n) for n, c in counts.items())
-
-
-def pack(items: t.Sequence[tuple[t.Hashable, t.Sequence[Placement]]], occupied: int = 0) -> list[Placement] | None:
-    """Exact search: one placement per item from its options, pairwise disjoint and disjoint from ``occupied``.
-
-    ``items`` are ``(key, options)``; items with equal keys are interchangeable, so their starts are
-    forced increasing (symmetry breaking). Returns placements in item order, or None.
-    """
-    order = sorted(range(len(items)), key=lambda i: (-max((p.size for p in items[i][1]), default=0), len(items[i][1]), repr(items[i][0])))
-    its = [items[i] for i in order]
-    n = len(its)
-    chosen: list[Placement | None] = [None] * n
-    failed: set[tuple[int, int, int]] = set()
-
-    def rec(i: int, occ: int, min_start: int) -> bool:
-        if i == n:
-            return True
-        state = (i, occ, min_start)
-        if state in failed:
-            return False
-        key, opts = its[i]
-        same_next = i + 1 < n and its[i + 1][0] == key
-        for p in opts:
-            if p.start < min_start:
-                continue
-            m = _mask(p)
-            if occ & m:
-                continue
-            chosen[i] = p
-            if rec(i + 1, occ | m, p.start + 1 if same_next else -1):
-                return True
-        failed.add(state)
-        return False
-
-    if not rec(0, occupied, -1):
-        return None
-    out: list[Placement] = [Placement(0, 0)] * n
-    for pos, i in enumerate(order):
-        out[i] = t.cast(Placement, chosen[pos])
-    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,23 +107,6 @@ class Want:
         if self.start is None:
             return sorted(self.prof.placements)
         return [p for p in self.prof.placements if p.start == self.start]
-
-
-def ci_options(gi_prof: GpuInstanceProfile, cip: ComputeInstanceProfile) -> list[Placement]:
-    """Legal CI placements inside a GI: NVML's when known, else NVML's alignment rule.
-
-    Before a GPU instance of the profile exists, NVML cannot list CI placements. Drivers align a CI of
-    ``c`` slices to the next power of two >= ``c`` (a 7g GI offers ``{0..6}:1``, ``{0,2,4}:2``,
-    ``{0,4}:3``, ``{0}:4``, ``{0}:7``, as ``nvidia-smi mig -lcipp`` prints), so that is what is assumed.
-    """
-    if cip.placements:
-        return sorted(cip.placements)
-    step = 1 << (cip.slice_count - 1).bit_length()
-    return [Placement(s, cip.slice_count) for s in range(0, gi_prof.slice_count - cip.slice_count + 1, step)]
-
-
-def pack_cis(gi_prof: GpuInstanceProfile, cis: t.Sequence[ComputeInstanceProfile], occupied: int = 0) -> list[Placement] | None:
-    return pack([(c.id, ci_options(gi_prof, c)) for c in cis], occupied)
 
 
 def _pids(pids: t.Iterable[int]) -> str:
@@ -283,7 +223,7 @@ class _Planner:
                 cells = 0
                 for w in grp:
                     for p in w.options():
-                        cells |= _mask(p)
+                        cells |= placement_mask(p)
                 need = sum(w.prof.placement_size for w in grp)
                 have = bin(cells).count('1')
                 if need > have and (best is None or have < best[1]):
@@ -370,11 +310,11 @@ class _Planner:
                 occ = 0
                 for c in keep:
                     match = [r for r in rest if r.id == c.profile_id]
-                    if not match or occ & _mask(c.placement):
+                    if not match or occ & placement_mask(c.placement):
                         ok = False
                         break
                     rest.remove(match[0])
-                    occ |= _mask(c.placement)
+                    occ |= placement_mask(c.placement)
                 if not ok:
                     continue
                 placed = pack_cis(prof, rest, occ)
@@ -510,10 +450,10 @@ class _Planner:
                 occ = 0
                 clash = False
                 for gi in kept:
-                    if occ & _mask(gi.placement):
+                    if occ & placement_mask(gi.placement):
                         clash = True
                         break
-                    occ |= _mask(gi.placement)
+                    occ |= placement_mask(gi.placement)
                 if clash:
                     continue
                 best_here = None

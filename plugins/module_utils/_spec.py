@@ -25,7 +25,7 @@ from ansible_collections.gpuops.mig.plugins.module_utils._model import (
     GpuInstanceProfile,
     SpecError,
 )
-from ansible_collections.gpuops.mig.plugins.module_utils._planner import pack_cis
+from ansible_collections.gpuops.mig.plugins.module_utils._packing import pack_cis
 from ansible_collections.gpuops.mig.plugins.module_utils._profiles import (
     full_compute_profile,
     gpu_label,
