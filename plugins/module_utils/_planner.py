@@ -113,6 +113,18 @@ def _pids(pids: t.Iterable[int]) -> str:
     return ', '.join(str(p) for p in sorted(set(pids)))
 
 
+@dataclasses.dataclass(frozen=True)
+class KeepSet:
+    """What ``search`` found: the GPU instances kept, the layout class each takes, where the rest go."""
+
+    kept: list[GpuInstance]                 # sorted by GPU instance ID
+    assignment: tuple[int, ...]             # per kept GPU instance, the index in ``keys`` of the class it takes
+    counts: tuple[int, ...]                 # per class, how many of its wants kept GPU instances take
+    placed: list[Placement]                 # placements of the remaining wants, class by class
+    keys: list[tuple]                       # the classes (GI profile, declared start, CI profile IDs)
+    classes: dict[tuple, list[Want]]
+
+
 class _Planner:
     def __init__(self, gpu: Gpu, desired: DesiredGpu, whole_gpu_clients_block: bool = True) -> None:
         self.gpu = gpu
@@ -404,7 +416,7 @@ class _Planner:
                                             'it' if len(parts) == 1 else 'them', '; '.join(legal)))
 
     def search(self, existing: t.Sequence[GpuInstance], in_use: t.Sequence[GpuInstance], wants: list[Want],
-               only_mandatory: bool = False) -> dict[str, t.Any] | None:
+               only_mandatory: bool = False) -> KeepSet | None:
         """Best keep-set (see module doc) or None when even the mandatory one is infeasible."""
         classes: dict[tuple, list[Want]] = {}
         for w in wants:
@@ -480,20 +492,20 @@ class _Planner:
             if found:
                 found.sort(key=lambda f: f[0])
                 kept, (score, asg, counts, placed) = found[0][1], found[0][2]
-                return {'kept': kept, 'asg': asg, 'counts': counts, 'placed': placed, 'keys': keys, 'classes': classes}
+                return KeepSet(kept=kept, assignment=asg, counts=counts, placed=placed, keys=keys, classes=classes)
         return None
 
     # -- step 4: actions -------------------------------------------------------------------------
-    def build(self, head: list[Action], existing: t.Sequence[GpuInstance], wants: list[Want], best: dict[str, t.Any]) -> GpuPlan:
-        keys, classes = best['keys'], best['classes']
-        kept: list[GpuInstance] = best['kept']
+    def build(self, head: list[Action], existing: t.Sequence[GpuInstance], wants: list[Want], best: KeepSet) -> GpuPlan:
+        keys, classes = best.keys, best.classes
+        kept = best.kept
         kept_ids = {gi.id for gi in kept}
         keeps: list[Action] = []
         ci_destroys: list[Action] = []
         gi_destroys: list[Action] = []
         ci_creates_kept: list[Action] = []
         final: list[GpuInstance] = []
-        for gi, ki in sorted(zip(kept, best['asg']), key=lambda x: x[0].placement.start):
+        for gi, ki in sorted(zip(kept, best.assignment), key=lambda x: x[0].placement.start):
             w = classes[keys[ki]][0]
             keeps.append(Action('keep', 'gpu_instance', profile=gi.profile, profile_id=gi.profile_id, gi_id=gi.id, placement=gi.placement))
             cur_ids = tuple(sorted(c.profile_id for c in gi.compute_instances))
@@ -522,11 +534,11 @@ class _Planner:
                                           ci_id=c.id, placement=c.placement, gi_placement=gi.placement))
             gi_destroys.append(Action('destroy', 'gpu_instance', profile=gi.profile, profile_id=gi.profile_id, gi_id=gi.id,
                                       placement=gi.placement))
-        # the remaining wants of each class, in class order, got the placements in best['placed']
+        # the remaining wants of each class, in class order, got the placements in best.placed
         remaining: list[Want] = []
-        for k, n in zip(keys, best['counts']):
+        for k, n in zip(keys, best.counts):
             remaining.extend(classes[k][n:])
-        placed: list[Placement] = best['placed']
+        placed = best.placed
         new = sorted(zip(remaining, placed), key=lambda x: (-x[1].size, x[1].start))
         actions = list(head) + keeps + ci_destroys + gi_destroys
         ci_creates_new: list[Action] = []
