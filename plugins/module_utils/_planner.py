@@ -43,6 +43,14 @@ from ansible_collections.gpuops.mig.plugins.module_utils._model import (
     PlanError,
 )
 from ansible_collections.gpuops.mig.plugins.module_utils._packing import pack, pack_cis, placement_mask
+from ansible_collections.gpuops.mig.plugins.module_utils._planner_text import (
+    at_slots,
+    blocked_text,
+    count_text,
+    explain_infeasible,
+    in_use_text,
+    pids_text,
+)
 from ansible_collections.gpuops.mig.plugins.module_utils._profiles import (
     compute_profile_by_id,
     compute_profiles_for,
@@ -59,32 +67,6 @@ from ansible_collections.gpuops.mig.plugins.module_utils._safety import (
 
 MAX_DESIRED_INSTANCES = 64
 MAX_COMPUTE_INSTANCES = 64
-
-
-def slots_text(p: Placement) -> str:
-    """``0-3`` for a placement of size 4 at 0, ``6`` for size 1 at 6."""
-    return '%d' % p.start if p.size == 1 else '%d-%d' % (p.start, p.end - 1)
-
-
-def at_slots(p: Placement) -> str:
-    """``slot 6`` or ``slots 0-3``."""
-    return ('slot %s' if p.size == 1 else 'slots %s') % slots_text(p)
-
-
-def _or_join(items: t.Sequence[str]) -> str:
-    if not items:
-        return 'nowhere'
-    if len(items) == 1:
-        return items[0]
-    return ', '.join(items[:-1]) + ' or ' + items[-1]
-
-
-def _count_text(names: t.Sequence[str]) -> str:
-    """``4g.40gb + 2 x 3g.40gb`` (order of first appearance)."""
-    counts: dict[str, int] = {}
-    for n in names:
-        counts[n] = counts.get(n, 0) + 1
-    return ' + '.join(n if c == 1 else '%d x %s' % (c, n) for n, c in counts.items())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,10 +89,6 @@ class Want:
         if self.start is None:
             return sorted(self.prof.placements)
         return [p for p in self.prof.placements if p.start == self.start]
-
-
-def _pids(pids: t.Iterable[int]) -> str:
-    return ', '.join(str(p) for p in sorted(set(pids)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,7 +174,7 @@ class _Planner:
             others = [w for w in wants if w is not all_me[0] and not is_no_me(w.prof)]
             if others:
                 raise self.fail('%s allows only -me profiles next to it, but the layout also has %s'
-                                % (all_me[0].prof.name, _count_text([w.prof.name for w in others])))
+                                % (all_me[0].prof.name, count_text([w.prof.name for w in others])))
         return wants
 
     def check_ci_fit(self, prof: GpuInstanceProfile, cis: t.Sequence[ComputeInstanceProfile], src: str) -> None:
@@ -210,90 +188,10 @@ class _Planner:
         total = sum(c.slice_count for c in cis)
         if total > prof.slice_count:
             raise self.fail('%s: compute instances %s need %d compute slices; a %s GPU instance has %d'
-                            % (src, _count_text([c.name for c in cis]), total, prof.name, prof.slice_count), src)
+                            % (src, count_text([c.name for c in cis]), total, prof.name, prof.slice_count), src)
         if pack_cis(prof, cis) is None:
             raise self.fail('%s: compute instances %s have no non-overlapping CI placements in a %s GPU instance'
-                            % (src, _count_text([c.name for c in cis]), prof.name), src)
-
-    # -- step 2: explain an infeasible layout --------------------------------------------------
-    def explain(self, wants: list[Want], occupied_by: t.Sequence[GpuInstance] = ()) -> str:
-        def infeasible(ws: t.Sequence[Want]) -> bool:
-            return pack([(w.cls, w.options()) for w in ws]) is None
-
-        core = list(wants)
-        for w in list(core):
-            trial = [x for x in core if x is not w]
-            if infeasible(trial):
-                core = trial
-        core.sort(key=lambda w: (-w.prof.placement_size, -w.prof.slice_count, w.prof.name))
-        desc = _count_text([w.prof.name + ('@%d' % w.start if w.start is not None else '') for w in core])
-        slot_count = self.gpu.slot_count
-        # Hall-type conflict: a group of instances whose legal placements cover fewer slots than they need
-        best = None
-        for k in range(2, len(core) + 1):
-            for grp in itertools.combinations(core, k):
-                cells = 0
-                for w in grp:
-                    for p in w.options():
-                        cells |= placement_mask(p)
-                need = sum(w.prof.placement_size for w in grp)
-                have = bin(cells).count('1')
-                if need > have and (best is None or have < best[1]):
-                    best = (grp, have, need, cells)
-            if best is not None:
-                break
-        legal = []
-        seen = set()
-        for w in core:
-            key = (w.prof.id, w.start)
-            if key in seen:
-                continue
-            seen.add(key)
-            opts = [slots_text(p) for p in w.options()]
-            legal.append('%s%s %s' % (w.prof.name, ' (declared)' if w.start is not None else '',
-                                      ('fits only at ' + opts[0]) if len(opts) == 1 else 'at ' + _or_join(opts)))
-        forced = self.propagate(core)
-        if forced is not None:
-            reason = forced
-        elif best is not None:
-            grp, have, need, cells = best
-            reason = '%s need %d placement slots but can only use slots %s (%d slots)' % (
-                _count_text([w.prof.name for w in grp]), need, _runs(cells), have)
-        else:
-            reason = 'no combination of their legal placements avoids an overlap'
-        return '%s cannot be placed together: %s; this GPU has %d slots: %s' % (desc, reason, slot_count, ', '.join(legal))
-
-    @staticmethod
-    def propagate(core: list[Want]) -> str | None:
-        """Follow forced placements (single legal option) until two collide or one has no room left."""
-        opts = {id(w): list(w.options()) for w in core}
-        fixed: list[tuple[Want, Placement]] = []
-        steps: list[str] = []
-        while True:
-            progress = False
-            for w in core:
-                if any(w is f[0] for f in fixed):
-                    continue
-                o = opts[id(w)]
-                if not o:
-                    return '%s; that leaves %s no legal placement' % (', '.join(steps) or 'the others take every slot', w.prof.name)
-                if len(o) != 1:
-                    continue
-                p = o[0]
-                for fw, fp in fixed:
-                    if fp.overlaps(p):
-                        lead = ', '.join(steps)
-                        clash = ('%s and %s both need placement %s' % (fw.prof.name, w.prof.name, at_slots(p))
-                                 if fp == p else '%s needs %s, %s needs %s' % (fw.prof.name, at_slots(fp), w.prof.name, at_slots(p)))
-                        return ('%s, so %s' % (lead, clash)) if lead else clash
-                fixed.append((w, p))
-                steps.append('%s can only take %s' % (w.prof.name, at_slots(p)))
-                for other in core:
-                    if not any(other is f[0] for f in fixed):
-                        opts[id(other)] = [q for q in opts[id(other)] if not q.overlaps(p)]
-                progress = True
-            if not progress:
-                return None
+                            % (src, count_text([c.name for c in cis]), prof.name), src)
 
     # -- step 3: keep-set search ---------------------------------------------------------------
     def in_use_cis(self, gi: GpuInstance) -> list[ComputeInstance]:
@@ -361,17 +259,17 @@ class _Planner:
         existing = tuple(gpu.gpu_instances) if mode.current else ()
         wants = self.resolve()
         if pack([(w.cls, w.options()) for w in wants]) is None:
-            raise self.fail(self.explain(wants))
+            raise self.fail(explain_infeasible(gpu, wants))
         engines = media_engine_refusal(gpu, [w.prof for w in wants])
         if engines is not None:
             raise self.fail(engines)
         in_use = [gi for gi in existing if gpu.processes_on(gi.id)]
-        lost = [self.in_use_text(gi, wants) for gi in in_use if not any(self.compatible(gi, w) for w in wants)]
+        lost = [in_use_text(gpu, gi, wants, self.in_use_cis(gi)) for gi in in_use if not any(self.compatible(gi, w) for w in wants)]
         if lost:
             raise self.fail('; '.join(lost))
         best = self.search(existing, in_use, wants)
         if best is None:
-            raise self.fail(self.blocked_text(existing, in_use, wants))
+            raise self.fail(blocked_text(gpu, self.culprits(in_use, wants), wants))
         return self.checked(self.build(head, existing, wants, best))
 
     def checked(self, plan: GpuPlan) -> GpuPlan:
@@ -382,38 +280,14 @@ class _Planner:
                 raise self.fail(refusal)
         return plan
 
-    def in_use_text(self, gi: GpuInstance, wants: list[Want]) -> str:
-        pids = _pids(p.pid for p in self.gpu.processes_on(gi.id))
-        base = ('GPU instance %d (%s at %s) has processes (PIDs %s) and would have to be destroyed'
-                % (gi.id, gi.profile, at_slots(gi.placement), pids))
-        same = [w for w in wants if w.prof.id == gi.profile_id]
-        if not same:
-            return base + ': the layout has no %s instance that could keep it' % gi.profile
-        if all(w.start is not None and w.start != gi.placement.start for w in same):
-            return base + ': the layout declares %s only at %s' % (
-                gi.profile, ', '.join(slots_text(w.options()[0]) for w in same))
-        busy = self.in_use_cis(gi)
-        return base + ': its compute instances in use (%s) do not fit the layout\'s compute instances for %s (%s)' % (
-            ', '.join('%d %s' % (c.id, c.profile) for c in busy), gi.profile,
-            ' | '.join('[' + ', '.join(c.name for c in w.cis) + ']' for w in same))
-
-    def blocked_text(self, existing: t.Sequence[GpuInstance], in_use: list[GpuInstance], wants: list[Want]) -> str:
+    def culprits(self, in_use: list[GpuInstance], wants: list[Want]) -> list[GpuInstance]:
+        """A minimal set of GPU instances in use that together leave no room for the layout."""
         culprits = list(in_use)
         for gi in list(culprits):
             trial = [x for x in culprits if x is not gi]
             if self.search(trial, trial, wants, only_mandatory=True) is None:
                 culprits = trial
-        parts = ['GPU instance %d (%s at %s, PIDs %s)'
-                 % (gi.id, gi.profile, at_slots(gi.placement), _pids(p.pid for p in self.gpu.processes_on(gi.id)))
-                 for gi in culprits]
-        legal = []
-        for w in wants:
-            txt = '%s at %s' % (w.prof.name, _or_join([slots_text(p) for p in w.options()]))
-            if txt not in legal:
-                legal.append(txt)
-        return ('the layout cannot be reached without destroying %s, which %s in use: keeping %s leaves no room for the rest '
-                '(legal placements: %s)' % (' and '.join(parts), 'is' if len(parts) == 1 else 'are',
-                                            'it' if len(parts) == 1 else 'them', '; '.join(legal)))
+        return culprits
 
     def search(self, existing: t.Sequence[GpuInstance], in_use: t.Sequence[GpuInstance], wants: list[Want],
                only_mandatory: bool = False) -> KeepSet | None:
@@ -574,7 +448,7 @@ class _Planner:
             if busy:
                 raise self.fail('cannot disable MIG: %s' % '; '.join(
                     'GPU instance %d (%s at %s) has processes (PIDs %s)'
-                    % (gi.id, gi.profile, at_slots(gi.placement), _pids(p.pid for p in gpu.processes_on(gi.id))) for gi in busy))
+                    % (gi.id, gi.profile, at_slots(gi.placement), pids_text(p.pid for p in gpu.processes_on(gi.id))) for gi in busy))
             for gi in gpu.gpu_instances:
                 for c in gi.compute_instances:
                     actions.append(Action('destroy', 'compute_instance', profile=c.profile, profile_id=c.profile_id, gi_id=gi.id,
@@ -584,22 +458,6 @@ class _Planner:
                                       placement=gi.placement))
         actions.append(Action('set_mode', 'gpu', mig_enabled=False))
         return self.checked(GpuPlan(index=gpu.index, actions=tuple(actions)))
-
-
-def _runs(cells: int) -> str:
-    """``0-3, 6`` for a bit set of slots."""
-    out = []
-    i = 0
-    while cells >> i:
-        if cells >> i & 1:
-            j = i
-            while cells >> (j + 1) & 1:
-                j += 1
-            out.append('%d' % i if i == j else '%d-%d' % (i, j))
-            i = j + 1
-        else:
-            i += 1
-    return ', '.join(out)
 
 
 def plan_gpu(gpu: Gpu, desired: DesiredGpu, whole_gpu_clients_block: bool = True) -> GpuPlan:
@@ -621,7 +479,7 @@ def _naming_whole_gpu_clients(gpu: Gpu, exc: PlanError) -> PlanError:
     pids = whole_gpu_pids(gpu)
     if not pids or 'processes hold the whole GPU' in str(exc):
         return exc
-    return PlanError('%s; processes also hold the whole GPU without a GPU instance (PIDs %s)' % (exc, _pids(pids)),
+    return PlanError('%s; processes also hold the whole GPU without a GPU instance (PIDs %s)' % (exc, pids_text(pids)),
                      gpu_index=exc.gpu_index, field=exc.field)
 
 
