@@ -278,6 +278,9 @@ class DesiredInstance:
     placement_start: int | None = None      # declared start slot; None lets the planner choose
     compute_profile_ids: tuple[int, ...] | None = None   # CI profile IDs; None = one full-size CI; () = none
     source: str = ''                        # where it was declared, e.g. ``layouts[0].instances[1]`` (for error messages)
+    # The same, resolved by the spec parser against the GPU (the planner then checks nothing it checked).
+    profile: GpuInstanceProfile | None = dataclasses.field(default=None, compare=False, repr=False)
+    compute_profiles: tuple[ComputeInstanceProfile, ...] | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,26 +37,18 @@ from ansible_collections.gpuops.mig.plugins.module_utils._model import (
     DesiredGpu,
     Gpu,
     GpuInstance,
-    GpuInstanceProfile,
     GpuPlan,
     Placement,
     PlanError,
 )
+from ansible_collections.gpuops.mig.plugins.module_utils._desired import Want, resolve_layout
 from ansible_collections.gpuops.mig.plugins.module_utils._packing import pack, pack_cis, placement_mask
 from ansible_collections.gpuops.mig.plugins.module_utils._planner_text import (
     at_slots,
     blocked_text,
-    count_text,
     explain_infeasible,
     in_use_text,
     pids_text,
-)
-from ansible_collections.gpuops.mig.plugins.module_utils._profiles import (
-    compute_profile_by_id,
-    compute_profiles_for,
-    full_compute_profile,
-    is_all_me,
-    is_no_me,
 )
 from ansible_collections.gpuops.mig.plugins.module_utils._safety import (
     media_engine_refusal,
@@ -64,32 +56,6 @@ from ansible_collections.gpuops.mig.plugins.module_utils._safety import (
     whole_gpu_client_refusal,
     whole_gpu_pids,
 )
-
-MAX_DESIRED_INSTANCES = 64
-MAX_COMPUTE_INSTANCES = 64
-
-
-@dataclasses.dataclass(frozen=True)
-class Want:
-    """One desired GPU instance, resolved against the GPU."""
-
-    pos: int
-    prof: GpuInstanceProfile
-    start: int | None
-    cis: tuple[ComputeInstanceProfile, ...]     # sorted by (-slices, id)
-    label: str
-    # One default (full-size) CI whose profile NVML has not listed yet: the executor takes the one NVML offers.
-    full_ci_from_gi: bool = False
-
-    @property
-    def cls(self) -> tuple[int, int | None, tuple[int, ...]]:
-        return (self.prof.id, self.start, tuple(sorted(c.id for c in self.cis)))
-
-    def options(self) -> list[Placement]:
-        if self.start is None:
-            return sorted(self.prof.placements)
-        return [p for p in self.prof.placements if p.start == self.start]
-
 
 @dataclasses.dataclass(frozen=True)
 class KeepSet:
@@ -114,84 +80,6 @@ class _Planner:
     def fail(self, msg: str, field: str | None = None) -> PlanError:
         return PlanError('%s: %s' % (self.where, msg), gpu_index=self.gpu.index, field=field)
 
-    # -- step 1: resolve and check what does not depend on placement ---------------------------
-    def resolve(self) -> list[Want]:
-        gpu = self.gpu
-        if len(self.desired.instances) > MAX_DESIRED_INSTANCES:
-            raise self.fail('%d GPU instances requested; at most %d' % (len(self.desired.instances), MAX_DESIRED_INSTANCES))
-        wants = []
-        for pos, d in enumerate(self.desired.instances):
-            src = d.source or (('%s.instances[%d]' % (self.desired.source, pos)) if self.desired.source else 'instance %d' % pos)
-            prof = gpu.profile_by_id(d.profile_id)
-            if prof is None:
-                raise self.fail('%s: no GPU instance profile with ID %s on this GPU' % (src, d.profile_id), src)
-            if not prof.placements:
-                raise self.fail('%s: NVML reports no placements for %s' % (src, prof.name), src)
-            if d.placement_start is not None:
-                legal = sorted(p.start for p in prof.placements)
-                if d.placement_start not in legal:
-                    raise self.fail('%s: placement %s is not a legal start for %s; legal: %s'
-                                    % (src, d.placement_start, prof.name, ', '.join(str(s) for s in legal)), src)
-            if d.compute_profile_ids is None:
-                full = full_compute_profile(gpu, prof)
-                if full is None:
-                    raise self.fail('%s: %s offers no full-size compute-instance profile' % (src, prof.name), src)
-                cis: tuple[ComputeInstanceProfile, ...] = (full,)
-                full_from_gi = not prof.compute_profiles
-            else:
-                if len(d.compute_profile_ids) > MAX_COMPUTE_INSTANCES:
-                    raise self.fail('%s: too many compute instances' % src, src)
-                lst = []
-                for cid in d.compute_profile_ids:
-                    cip = compute_profile_by_id(gpu, prof, cid)
-                    if cip is None:
-                        raise self.fail('%s: no compute-instance profile with ID %s in a %s GPU instance; valid: %s'
-                                        % (src, cid, prof.name, ', '.join('%s (ID %d)' % (c.name, c.id) for c in compute_profiles_for(gpu, prof))),
-                                        src)
-                    lst.append(cip)
-                cis = tuple(sorted(lst, key=lambda c: (-c.slice_count, c.id)))
-                full_from_gi = False
-            self.check_ci_fit(prof, cis, src)
-            wants.append(Want(pos, prof, d.placement_start, cis, src, full_from_gi))
-        # declared placements must not overlap
-        declared = [w for w in wants if w.start is not None]
-        for a, b in itertools.combinations(declared, 2):
-            pa, pb = a.options()[0], b.options()[0]
-            if pa.overlaps(pb):
-                raise self.fail('declared placements overlap: %s (%s) at %s and %s (%s) at %s'
-                                % (a.prof.name, a.label, at_slots(pa), b.prof.name, b.label, at_slots(pb)), b.label)
-        # per-profile instance caps
-        by_prof: dict[int, list[Want]] = {}
-        for w in wants:
-            by_prof.setdefault(w.prof.id, []).append(w)
-        for lst in by_prof.values():
-            prof = lst[0].prof
-            if len(lst) > prof.instance_count:
-                raise self.fail('%d x %s: at most %d on this GPU' % (len(lst), prof.name, prof.instance_count))
-        # *_ALL_ME: "allocation of an instance of this profile prevents allocation of all but _NO_ME profiles" (nvml.h)
-        all_me = [w for w in wants if is_all_me(w.prof)]
-        if all_me:
-            others = [w for w in wants if w is not all_me[0] and not is_no_me(w.prof)]
-            if others:
-                raise self.fail('%s allows only -me profiles next to it, but the layout also has %s'
-                                % (all_me[0].prof.name, count_text([w.prof.name for w in others])))
-        return wants
-
-    def check_ci_fit(self, prof: GpuInstanceProfile, cis: t.Sequence[ComputeInstanceProfile], src: str) -> None:
-        counts: dict[int, int] = {}
-        for c in cis:
-            counts[c.id] = counts.get(c.id, 0) + 1
-        for c in {c.id: c for c in cis}.values():
-            if counts[c.id] > c.instance_count:
-                raise self.fail('%s: %d x %s: at most %d in one %s GPU instance'
-                                % (src, counts[c.id], c.name, c.instance_count, prof.name), src)
-        total = sum(c.slice_count for c in cis)
-        if total > prof.slice_count:
-            raise self.fail('%s: compute instances %s need %d compute slices; a %s GPU instance has %d'
-                            % (src, count_text([c.name for c in cis]), total, prof.name, prof.slice_count), src)
-        if pack_cis(prof, cis) is None:
-            raise self.fail('%s: compute instances %s have no non-overlapping CI placements in a %s GPU instance'
-                            % (src, count_text([c.name for c in cis]), prof.name), src)
 
     # -- step 3: keep-set search ---------------------------------------------------------------
     def in_use_cis(self, gi: GpuInstance) -> list[ComputeInstance]:
@@ -257,7 +145,7 @@ class _Planner:
         if not (mode.current and mode.pending):
             head.append(Action('set_mode', 'gpu', mig_enabled=True))
         existing = tuple(gpu.gpu_instances) if mode.current else ()
-        wants = self.resolve()
+        wants = resolve_layout(gpu, self.desired)
         if pack([(w.cls, w.options()) for w in wants]) is None:
             raise self.fail(explain_infeasible(gpu, wants))
         engines = media_engine_refusal(gpu, [w.prof for w in wants])

@@ -328,7 +328,8 @@ def pack_mig_devices(gpu: Gpu, mig_devices: t.Sequence[tuple[t.Any, int, str]], 
     for gi, cis, path in groups:
         full = full_compute_profile(gpu, gi)
         ids = None if (len(cis) == 1 and full is not None and cis[0].id == full.id) else tuple(c.id for c in cis)
-        out.append(DesiredInstance(profile_id=gi.id, placement_start=None, compute_profile_ids=ids, source=path))
+        out.append(DesiredInstance(profile_id=gi.id, placement_start=None, compute_profile_ids=ids, source=path,
+                                   profile=gi, compute_profiles=None if ids is None else tuple(cis)))
     return tuple(out)
 
 
@@ -337,12 +338,15 @@ def _resolve_instances(gpu: Gpu, entry: _Entry) -> tuple[DesiredInstance, ...]:
     for prof, start, cis, path in entry.instances or ():
         gi = resolve_gi_profile(gpu, prof, '%s.profile' % path)
         ids: tuple[int, ...] | None = None
+        cips: tuple[ComputeInstanceProfile, ...] | None = None
         if cis is not None:
-            ids = tuple(resolve_ci_profile(gpu, gi, ref, cpath).id for ref, cpath in cis)
+            cips = tuple(resolve_ci_profile(gpu, gi, ref, cpath) for ref, cpath in cis)
+            ids = tuple(c.id for c in cips)
         if start is not None and start not in {p.start for p in gi.placements}:
             raise SpecError('%s.placement' % path, 'placement %d is not a legal start for %s on %s; legal: %s'
                             % (start, gi.name, gpu_label(gpu), ', '.join(str(p.start) for p in sorted(gi.placements)) or 'none'))
-        out.append(DesiredInstance(profile_id=gi.id, placement_start=start, compute_profile_ids=ids, source=path))
+        out.append(DesiredInstance(profile_id=gi.id, placement_start=start, compute_profile_ids=ids, source=path,
+                                   profile=gi, compute_profiles=cips))
     return tuple(out)
 
 
