@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.gpuops.mig.plugins.module_utils._apply import ApplyError, execute_plan
 from ansible_collections.gpuops.mig.plugins.module_utils._model import Gpu, GpuPlan, PlanError, SpecError
 from ansible_collections.gpuops.mig.plugins.module_utils._planner import plan_gpu
-from ansible_collections.gpuops.mig.plugins.module_utils._render import layout_diagram, plan_diagram
+from ansible_collections.gpuops.mig.plugins.module_utils._render import gpu_report, layout_diagram, mig_devices, plan_diagram
 from ansible_collections.gpuops.mig.plugins.module_utils._spec import resolve_layouts
 
 
@@ -26,33 +25,6 @@ class ConvergeError(Exception):
         super().__init__(message)
         self.result = result or {}
         self.field = field
-
-
-def gpu_report(gpu: Gpu) -> dict[str, t.Any]:
-    """A GPU as modules return it: ``Gpu.to_dict()`` plus the layout diagram."""
-    data = gpu.to_dict()
-    data['layout_diagram'] = layout_diagram(gpu) if gpu.mig_capable else []
-    return data
-
-
-def mig_devices(gpus: t.Iterable[Gpu]) -> list[dict[str, t.Any]]:
-    """The node-local map of MIG devices consumers need (GPU, GI, CI, profile, placement, MIG UUID)."""
-    devices = []
-    for gpu in gpus:
-        for gi in gpu.gpu_instances:
-            for ci in gi.compute_instances:
-                devices.append({
-                    'gpu': gpu.index,
-                    'gpu_uuid': gpu.uuid,
-                    'gpu_instance': gi.id,
-                    'gpu_instance_profile': gi.profile,
-                    'compute_instance': ci.id,
-                    'profile': ci.profile,
-                    'placement': gi.placement.to_dict(),
-                    'compute_placement': ci.placement.to_dict(),
-                    'mig_uuid': ci.mig_uuid,
-                })
-    return devices
 
 
 def _diagram_text(index: int, rows: list[str]) -> str:
@@ -94,7 +66,10 @@ def converge(adapter: t.Any, layouts: list[t.Any] | None = None, config: t.Any =
         },
     }
     after = dict(by_index)
-    if not check_mode:
+    if not check_mode and result['changed']:
+        # Imported here: a no-op or check-mode run never loads the executor.
+        from ansible_collections.gpuops.mig.plugins.module_utils._apply import ApplyError, execute_plan
+
         for plan in plans:
             if not plan.changes:
                 continue
