@@ -35,7 +35,6 @@ except ImportError as exc:  # pragma: no cover - depends on the managed node
     PYNVML_IMPORT_ERROR = str(exc)
 
 # NVML return codes used here (nvml.h); kept local so this file reads without pynvml installed.
-NVML_SUCCESS = 0
 NVML_ERROR_INVALID_ARGUMENT = 2
 NVML_ERROR_NOT_SUPPORTED = 3
 NVML_ERROR_NO_PERMISSION = 4

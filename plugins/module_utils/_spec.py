@@ -459,14 +459,6 @@ def _names_text(names: t.Sequence[str]) -> str:
     return ', '.join(shown) + (' ... (%d in all)' % len(names) if len(names) > len(shown) else '')
 
 
-def config_names(config: t.Any, label: str = 'config_file') -> list[str]:
-    """Names of the configs in a mig-parted config (validated only as far as the names)."""
-    data = _load_config(config, label)
-    if not isinstance(data, dict) or not isinstance(data.get('mig-configs'), dict):
-        raise SpecError('%s: mig-configs' % label, 'is missing')
-    return [k for k in data['mig-configs'] if isinstance(k, str)]
-
-
 def resolve_layouts(gpus: t.Sequence[Gpu], layouts: t.Any = None, config: t.Any = None, config_name: t.Any = None,
                     config_label: str = 'config_file') -> dict[int, DesiredGpu]:
     """The desired layout of every GPU the spec selects, keyed by GPU index.

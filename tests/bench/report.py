@@ -228,7 +228,7 @@ def main() -> int:
         w('')
         w('and B is the multiset (placements left to the planner). **ours** = `plan_gpu(before, B).destroyed_gpu_instances`'
           ' (each plan is also checked: B\'s profiles at legal, disjoint placements, kept instances unchanged);'
-          ' **minimum** = `_planner_reference.brute_force_min_destroys`, checked against a second independent brute force'
+          ' **minimum** = `planner_reference.brute_force_min_destroys` (tests/unit/plugins/module_utils), checked against a second independent brute force'
           ' in `tests/bench/disruption.py` (they disagreed on %d transitions); **mig-parted** = every GPU instance of the'
           ' GPU, since mig-parted rebuilds a GPU whose profile counts differ in any way. The no-op transitions A -> A were'
           ' checked separately: a plan with any action there counts as a failure.' % len(dis['reference_disagreements']))
