@@ -16,21 +16,7 @@ from __future__ import annotations
 import dataclasses
 import typing as t
 
-from ansible_collections.gpuops.mig.plugins.module_utils._model import Action, Gpu, GpuInstance, GpuPlan, Placement
-
-
-class MigAdapter(t.Protocol):
-    def read_gpu(self, index: int, with_remaining: bool = True) -> Gpu: ...
-
-    def set_mig_mode(self, index: int, enabled: bool) -> int: ...
-
-    def create_gpu_instance(self, index: int, profile_id: int, placement: Placement) -> int: ...
-
-    def create_compute_instance(self, index: int, gi_id: int, ci_profile_id: int, placement: Placement) -> int: ...
-
-    def destroy_compute_instance(self, index: int, gi_id: int, ci_id: int) -> None: ...
-
-    def destroy_gpu_instance(self, index: int, gi_id: int) -> None: ...
+from ansible_collections.gpuops.mig.plugins.module_utils._model import Action, Gpu, GpuInstance, GpuPlan, MigAdapter, MigError, Placement
 
 
 @dataclasses.dataclass
@@ -40,7 +26,7 @@ class ApplyOutcome:
     activation_status: int = 0
 
 
-class ApplyError(Exception):
+class ApplyError(MigError):
     """A mutation failed; the message says which call, which NVML error, and how the rollback went."""
 
     def __init__(self, message: str, index: int, call: str, error_name: str, rolled_back: bool,

@@ -12,31 +12,44 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.gpuops.mig.plugins.module_utils._model import Gpu, GpuPlan, PlanError, SpecError
+from ansible_collections.gpuops.mig.plugins.module_utils._model import Gpu, GpuPlan, MigAdapter, MigError, PlanError, SpecError
 from ansible_collections.gpuops.mig.plugins.module_utils._planner import plan_gpu
 from ansible_collections.gpuops.mig.plugins.module_utils._render import gpu_report, layout_diagram, mig_devices, plan_diagram
-from ansible_collections.gpuops.mig.plugins.module_utils._spec import resolve_layouts
+from ansible_collections.gpuops.mig.plugins.module_utils._spec import ParsedLayouts, parse_layouts, resolve_layouts
 
 
-class ConvergeError(Exception):
-    """Convergence failed; ``result`` carries what is known (plan, state after) for the report."""
+class ConvergeError(MigError):
+    """Convergence failed, with the message the user sees (built here, once); ``result`` carries what is
+    known (plan, state after) for the report."""
 
     def __init__(self, message: str, result: dict[str, t.Any] | None = None, field: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, field)
         self.result = result or {}
-        self.field = field
 
 
 def _diagram_text(index: int, rows: list[str]) -> str:
     return 'GPU %d\n%s\n' % (index, '\n'.join(rows) if rows else '(MIG disabled)')
 
 
-def converge(adapter: t.Any, layouts: list[t.Any] | None = None, config: t.Any = None, config_name: str | None = None,
-             check_mode: bool = False) -> dict[str, t.Any]:
-    """Converge every GPU that the layout names. The caller holds the host lock and the NVML session."""
+def parse_spec(layouts: list[t.Any] | None = None, config: t.Any = None, config_name: str | None = None) -> ParsedLayouts:
+    """``layouts`` or the named config, checked before the host lock and the NVML read: a typo costs nothing."""
+    try:
+        return parse_layouts(layouts, config, config_name)
+    except SpecError as exc:
+        raise ConvergeError(str(exc), field=exc.field)
+
+
+def converge(adapter: MigAdapter, layouts: list[t.Any] | None = None, config: t.Any = None, config_name: str | None = None,
+             check_mode: bool = False, spec: ParsedLayouts | None = None) -> dict[str, t.Any]:
+    """Converge every GPU that the layout names (``spec`` from :func:`parse_spec`, or the arguments it takes).
+
+    The caller holds the host lock and the NVML session.
+    """
+    if spec is None:
+        spec = parse_spec(layouts, config, config_name)
     gpus = adapter.read_gpus()
     try:
-        desired = resolve_layouts(gpus, layouts=layouts, config=config, config_name=config_name)
+        desired = resolve_layouts(gpus, parsed=spec)
     except SpecError as exc:
         raise ConvergeError(str(exc), field=exc.field)
     by_index = {g.index: g for g in gpus}
@@ -109,7 +122,7 @@ def _mig_on(gpu: Gpu) -> bool:
     return bool(gpu.mig_mode and gpu.mig_mode.current)
 
 
-def _refresh(adapter: t.Any, after: dict[int, Gpu], plans: list[GpuPlan], upto: int) -> list[Gpu]:
+def _refresh(adapter: MigAdapter, after: dict[int, Gpu], plans: list[GpuPlan], upto: int) -> list[Gpu]:
     for plan in plans:
         if plan.changes and plan.index < upto:
             try:

@@ -291,19 +291,43 @@ class GpuPlan:
         return sum(1 for a in self.actions if a.action == 'destroy' and a.target == 'gpu_instance')
 
 
-class PlanError(Exception):
+class MigError(Exception):
+    """Base of the collection's errors: the message, and ``field``, the option it concerns when one does."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class PlanError(MigError):
     """The desired layout cannot be reached; the message says why, precisely."""
 
     def __init__(self, message: str, gpu_index: int | None = None, field: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, field)
         self.gpu_index = gpu_index
-        self.field = field
 
 
-class SpecError(Exception):
+class SpecError(MigError):
     """Bad input: ``field`` names the option (``layouts[0].mig_devices``) and the message says why."""
 
     def __init__(self, field: str, reason: str) -> None:
-        super().__init__('%s: %s' % (field, reason))
-        self.field = field
+        super().__init__('%s: %s' % (field, reason), field)
         self.reason = reason
+
+
+class MigAdapter(t.Protocol):
+    """What converging needs from NVML: the collection's ``_nvml.NvmlAdapter``, or a test double."""
+
+    def read_gpus(self, with_remaining: bool = True) -> list[Gpu]: ...
+
+    def read_gpu(self, index: int, with_remaining: bool = True) -> Gpu: ...
+
+    def set_mig_mode(self, index: int, enabled: bool) -> int: ...
+
+    def create_gpu_instance(self, index: int, profile_id: int, placement: Placement) -> int: ...
+
+    def create_compute_instance(self, index: int, gi_id: int, ci_profile_id: int, placement: Placement) -> int: ...
+
+    def destroy_compute_instance(self, index: int, gi_id: int, ci_id: int) -> None: ...
+
+    def destroy_gpu_instance(self, index: int, gi_id: int) -> None: ...

@@ -23,6 +23,7 @@ from ansible_collections.gpuops.mig.plugins.module_utils._model import (
     GpuInstance,
     GpuInstanceProfile,
     GpuProcess,
+    MigError,
     MigMode,
     Placement,
 )
@@ -52,11 +53,11 @@ _MAX_INSTANCES = 64
 _NOT_MIG = 0xFFFFFFFF
 
 
-class NvmlUnavailable(Exception):
+class NvmlUnavailable(MigError):
     """NVML cannot be used on this host at all (no pynvml, no library, no driver, no permission)."""
 
 
-class NvmlCallError(Exception):
+class NvmlCallError(MigError):
     """One NVML call failed."""
 
     def __init__(self, call: str, code: int, error_name: str, detail: str = '') -> None:

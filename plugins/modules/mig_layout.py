@@ -207,7 +207,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpuops.mig.plugins.module_utils._converge import ConvergeError, converge
+from ansible_collections.gpuops.mig.plugins.module_utils._converge import ConvergeError, converge, parse_spec
 from ansible_collections.gpuops.mig.plugins.module_utils._lock import LockError, host_lock
 from ansible_collections.gpuops.mig.plugins.module_utils._module import nvml_session
 
@@ -244,12 +244,12 @@ def main() -> None:
     p = module.params
     config = read_config(module, p['config_file']) if p['config_file'] else None
     try:
+        spec = parse_spec(p['layouts'], config, p['config_name'])
         with host_lock(p['lock_file'], p['lock_timeout']):
             with nvml_session(module) as nvml:
-                result = converge(nvml, layouts=p['layouts'], config=config, config_name=p['config_name'],
-                                  check_mode=module.check_mode)
+                result = converge(nvml, check_mode=module.check_mode, spec=spec)
     except LockError as exc:
-        module.fail_json(msg='lock_file: %s' % exc, field='lock_file')
+        module.fail_json(msg='%s: %s' % (exc.field, exc), field=exc.field)
     except ConvergeError as exc:
         extra = dict(exc.result)
         extra.pop('diff', None)
