@@ -14,7 +14,7 @@ import typing as t
 
 from ansible_collections.gpuops.mig.plugins.module_utils._model import Gpu, GpuPlan, MigAdapter, MigError, PlanError, SpecError
 from ansible_collections.gpuops.mig.plugins.module_utils._planner import plan_gpu
-from ansible_collections.gpuops.mig.plugins.module_utils._render import gpu_report, layout_diagram, mig_devices, plan_diagram
+from ansible_collections.gpuops.mig.plugins.module_utils._render import device_map, gpu_report, layout_diagram, plan_diagram
 from ansible_collections.gpuops.mig.plugins.module_utils._spec import ParsedLayouts, parse_layouts, resolve_layouts
 
 
@@ -114,7 +114,8 @@ def converge(adapter: MigAdapter, layouts: list[t.Any] | None = None, config: t.
                 raise ConvergeError('GPU %d: the plan was applied, but reading the GPU back failed: %s. '
                                     'GPUs converged by this run: %s.' % (plan.index, exc, ', '.join(map(str, done))), result)
     result['gpus'] = [gpu_report(after[i]) for i in sorted(after)]
-    result['mig_devices'] = mig_devices(after[i] for i in sorted(after))
+    result['device_map'] = device_map(after[i] for i in sorted(after))
+    result['mig_devices'] = result['device_map']['mig_devices']
     return result
 
 

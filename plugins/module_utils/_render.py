@@ -103,3 +103,15 @@ def mig_devices(gpus: t.Iterable[Gpu]) -> list[dict[str, t.Any]]:
                     'mig_uuid': ci.mig_uuid,
                 })
     return devices
+
+
+DEVICE_MAP_GPU_KEYS = ('index', 'uuid', 'name', 'pci_bus_id', 'mig_mode')
+
+
+def device_map(gpus: t.Iterable[Gpu]) -> dict[str, t.Any]:
+    """The node-local MIG device map the mig role and the boot service write (``mig-devices.json``)."""
+    gpus = list(gpus)
+    return {
+        'gpus': [{k: v for k, v in gpu.to_dict().items() if k in DEVICE_MAP_GPU_KEYS} for gpu in gpus],
+        'mig_devices': mig_devices(gpus),
+    }

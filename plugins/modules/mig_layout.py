@@ -197,6 +197,13 @@ mig_devices:
   returned: success
   type: list
   elements: dict
+device_map:
+  description:
+    - The node-local MIG device map, as the M(gpuops.mig.mig) role and its boot service write it to C(mig-devices.json):
+      C(gpus) (each C(index), C(uuid), C(name), C(pci_bus_id), C(mig_mode)) and C(mig_devices) (as RV(mig_devices)).
+    - In check mode, the map before the run.
+  returned: success
+  type: dict
 diff:
   description: Placement diagrams of the selected GPUs before and after.
   returned: success, in diff mode
