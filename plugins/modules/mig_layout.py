@@ -199,8 +199,8 @@ mig_devices:
   elements: dict
 device_map:
   description:
-    - The node-local MIG device map, as the M(gpuops.mig.mig) role and its boot service write it to C(mig-devices.json):
-      C(gpus) (each C(index), C(uuid), C(name), C(pci_bus_id), C(mig_mode)) and C(mig_devices) (as RV(mig_devices)).
+    - The node-local MIG device map, as the C(gpuops.mig.mig) role and its boot service write it to C(mig-devices.json),
+      with C(gpus) (each C(index), C(uuid), C(name), C(pci_bus_id), C(mig_mode)) and C(mig_devices) (as RV(mig_devices)).
     - In check mode, the map before the run.
   returned: success
   type: dict
