@@ -215,7 +215,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpuops.mig.plugins.module_utils._converge import ConvergeError, converge, parse_spec
-from ansible_collections.gpuops.mig.plugins.module_utils._lock import LockError, host_lock
+from ansible_collections.gpuops.mig.plugins.module_utils._lock import DEFAULT_LOCK_PATH, LockError, host_lock
 from ansible_collections.gpuops.mig.plugins.module_utils._module import nvml_session
 
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -240,7 +240,7 @@ def main() -> None:
             'layouts': {'type': 'list', 'elements': 'dict'},
             'config_file': {'type': 'path'},
             'config_name': {'type': 'str'},
-            'lock_file': {'type': 'path', 'default': '/run/gpuops-mig.lock'},
+            'lock_file': {'type': 'path', 'default': DEFAULT_LOCK_PATH},
             'lock_timeout': {'type': 'int', 'default': 300},
         },
         mutually_exclusive=[('layouts', 'config_file')],
