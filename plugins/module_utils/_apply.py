@@ -22,24 +22,10 @@ from ansible_collections.gpuops.mig.plugins.module_utils._model import (
     Gpu,
     GpuInstance,
     GpuPlan,
+    MigAdapter,
+    MigError,
     Placement,
 )
-
-
-class MigAdapter(t.Protocol):
-    def read_gpu(self, index: int, with_remaining: bool = True) -> Gpu: ...
-
-    def set_mig_mode(self, index: int, enabled: bool) -> int: ...
-
-    def create_gpu_instance(self, index: int, profile_id: int, placement: Placement) -> int: ...
-
-    def create_compute_instance(self, index: int, gi_id: int, ci_profile_id: int, placement: Placement) -> int: ...
-
-    def destroy_compute_instance(self, index: int, gi_id: int, ci_id: int) -> None: ...
-
-    def destroy_gpu_instance(self, index: int, gi_id: int) -> None: ...
-
-    def compute_instance_profiles(self, index: int, gi_id: int) -> tuple[ComputeInstanceProfile, ...]: ...
 
 
 class ComputeProfileMissing(Exception):
@@ -57,10 +43,9 @@ class ApplyOutcome:
     index: int
     mode_pending: bool = False          # the MIG mode change waits for a GPU reset or reboot
     activation_status: int = 0
-    performed: list[dict[str, t.Any]] = dataclasses.field(default_factory=list)
 
 
-class ApplyError(Exception):
+class ApplyError(MigError):
     """A mutation failed; the message says which call, which NVML error, and how the rollback went."""
 
     def __init__(self, message: str, index: int, call: str, error_name: str, rolled_back: bool,
@@ -118,7 +103,6 @@ def execute_plan(adapter: MigAdapter, gpu: Gpu, plan: GpuPlan) -> ApplyOutcome:
                 status = adapter.set_mig_mode(index, bool(act.mig_enabled))
                 journal.append(('mode', gpu.mig_mode.current if gpu.mig_mode else False))
                 mode = adapter.read_gpu(index, with_remaining=False).mig_mode
-                outcome.performed.append({'action': 'set_mode', 'mig_enabled': act.mig_enabled, 'activation_status': status})
                 if mode is None or mode.current != act.mig_enabled:
                     # Pending: Ampere needs a reset, or a client holds the GPU. Instances follow after the reset.
                     outcome.mode_pending = True
@@ -129,23 +113,19 @@ def execute_plan(adapter: MigAdapter, gpu: Gpu, plan: GpuPlan) -> ApplyOutcome:
                 ci = next(c for c in gi.compute_instances if c.id == act.ci_id)
                 adapter.destroy_compute_instance(index, act.gi_id, act.ci_id)
                 journal.append(('ci_destroyed', (act.gi_id, ci)))
-                outcome.performed.append(act.to_dict())
             elif act.action == 'destroy':
                 adapter.destroy_gpu_instance(index, act.gi_id)
                 journal.append(('gi_destroyed', originals[act.gi_id]))
-                outcome.performed.append(act.to_dict())
             elif act.action == 'create' and act.target == 'gpu_instance':
                 new_id = adapter.create_gpu_instance(index, act.profile_id, act.placement)
                 created_gi[pos] = new_id
                 journal.append(('gi_created', new_id))
-                outcome.performed.append(dict(act.to_dict(), gpu_instance_id=new_id))
             elif act.action == 'create':
                 gi_id = act.gi_id if act.gi_id is not None else created_gi[act.gi_ref]
                 if act.full_ci_from_gi:
                     act = offered_full_compute_instance(adapter, index, gi_id, act)
                 new_ci = adapter.create_compute_instance(index, gi_id, act.profile_id, act.placement)
                 journal.append(('ci_created', (gi_id, new_ci)))
-                outcome.performed.append(dict(act.to_dict(), gpu_instance_id=gi_id, compute_instance_id=new_ci))
             else:  # pragma: no cover - the planner emits nothing else
                 raise ValueError('unknown action %r' % (act,))
         except Exception as exc:  # pylint: disable=broad-except

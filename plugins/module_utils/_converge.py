@@ -12,60 +12,45 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.gpuops.mig.plugins.module_utils._apply import ApplyError, execute_plan
-from ansible_collections.gpuops.mig.plugins.module_utils._model import Gpu, GpuPlan, PlanError, SpecError
+from ansible_collections.gpuops.mig.plugins.module_utils._model import Gpu, GpuPlan, MigAdapter, MigError, PlanError, SpecError
 from ansible_collections.gpuops.mig.plugins.module_utils._planner import plan_gpu
-from ansible_collections.gpuops.mig.plugins.module_utils._render import layout_diagram, plan_diagram
+from ansible_collections.gpuops.mig.plugins.module_utils._render import device_map, gpu_report, layout_diagram, plan_diagram
 from ansible_collections.gpuops.mig.plugins.module_utils._safety import whole_gpu_client_refusal, whole_gpu_pids
-from ansible_collections.gpuops.mig.plugins.module_utils._spec import resolve_layouts
+from ansible_collections.gpuops.mig.plugins.module_utils._spec import ParsedLayouts, parse_layouts, resolve_layouts
 
 
-class ConvergeError(Exception):
-    """Convergence failed; ``result`` carries what is known (plan, state after) for the report."""
+class ConvergeError(MigError):
+    """Convergence failed, with the message the user sees (built here, once); ``result`` carries what is
+    known (plan, state after) for the report."""
 
     def __init__(self, message: str, result: dict[str, t.Any] | None = None, field: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, field)
         self.result = result or {}
-        self.field = field
-
-
-def gpu_report(gpu: Gpu) -> dict[str, t.Any]:
-    """A GPU as modules return it: ``Gpu.to_dict()`` plus the layout diagram."""
-    data = gpu.to_dict()
-    data['layout_diagram'] = layout_diagram(gpu) if gpu.mig_capable else []
-    return data
-
-
-def mig_devices(gpus: t.Iterable[Gpu]) -> list[dict[str, t.Any]]:
-    """The node-local map of MIG devices consumers need (GPU, GI, CI, profile, placement, MIG UUID)."""
-    devices = []
-    for gpu in gpus:
-        for gi in gpu.gpu_instances:
-            for ci in gi.compute_instances:
-                devices.append({
-                    'gpu': gpu.index,
-                    'gpu_uuid': gpu.uuid,
-                    'gpu_instance': gi.id,
-                    'gpu_instance_profile': gi.profile,
-                    'compute_instance': ci.id,
-                    'profile': ci.profile,
-                    'placement': gi.placement.to_dict(),
-                    'compute_placement': ci.placement.to_dict(),
-                    'mig_uuid': ci.mig_uuid,
-                })
-    return devices
 
 
 def _diagram_text(index: int, rows: list[str]) -> str:
     return 'GPU %d\n%s\n' % (index, '\n'.join(rows) if rows else '(MIG disabled)')
 
 
-def converge(adapter: t.Any, layouts: list[t.Any] | None = None, config: t.Any = None, config_name: str | None = None,
-             check_mode: bool = False) -> dict[str, t.Any]:
-    """Converge every GPU that the layout names. The caller holds the host lock and the NVML session."""
+def parse_spec(layouts: list[t.Any] | None = None, config: t.Any = None, config_name: str | None = None) -> ParsedLayouts:
+    """``layouts`` or the named config, checked before the host lock and the NVML read: a typo costs nothing."""
+    try:
+        return parse_layouts(layouts, config, config_name)
+    except SpecError as exc:
+        raise ConvergeError(str(exc), field=exc.field)
+
+
+def converge(adapter: MigAdapter, layouts: list[t.Any] | None = None, config: t.Any = None, config_name: str | None = None,
+             check_mode: bool = False, spec: ParsedLayouts | None = None) -> dict[str, t.Any]:
+    """Converge every GPU that the layout names (``spec`` from :func:`parse_spec`, or the arguments it takes).
+
+    The caller holds the host lock and the NVML session.
+    """
+    if spec is None:
+        spec = parse_spec(layouts, config, config_name)
     gpus = adapter.read_gpus()
     try:
-        desired = resolve_layouts(gpus, layouts=layouts, config=config, config_name=config_name)
+        desired = resolve_layouts(gpus, parsed=spec)
     except SpecError as exc:
         raise ConvergeError(str(exc), field=exc.field)
     by_index = {g.index: g for g in gpus}
@@ -98,7 +83,10 @@ def converge(adapter: t.Any, layouts: list[t.Any] | None = None, config: t.Any =
     if warnings:
         result['warnings'] = warnings
     after = dict(by_index)
-    if not check_mode:
+    if not check_mode and result['changed']:
+        # Imported here: a no-op or check-mode run never loads the executor.
+        from ansible_collections.gpuops.mig.plugins.module_utils._apply import ApplyError, execute_plan
+
         for plan in plans:
             if not plan.changes:
                 continue
@@ -133,7 +121,8 @@ def converge(adapter: t.Any, layouts: list[t.Any] | None = None, config: t.Any =
                 raise ConvergeError('GPU %d: the plan was applied, but reading the GPU back failed: %s. '
                                     'GPUs converged by this run: %s.' % (plan.index, exc, ', '.join(map(str, done))), result)
     result['gpus'] = [gpu_report(after[i]) for i in sorted(after)]
-    result['mig_devices'] = mig_devices(after[i] for i in sorted(after))
+    result['device_map'] = device_map(after[i] for i in sorted(after))
+    result['mig_devices'] = result['device_map']['mig_devices']
     return result
 
 
@@ -186,7 +175,7 @@ def _mig_on(gpu: Gpu) -> bool:
     return bool(gpu.mig_mode and gpu.mig_mode.current)
 
 
-def _refresh(adapter: t.Any, after: dict[int, Gpu], plans: list[GpuPlan], upto: int) -> list[Gpu]:
+def _refresh(adapter: MigAdapter, after: dict[int, Gpu], plans: list[GpuPlan], upto: int) -> list[Gpu]:
     for plan in plans:
         if plan.changes and plan.index < upto:
             try:

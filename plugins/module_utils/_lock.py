@@ -19,11 +19,16 @@ import stat
 import time
 import typing as t
 
+from ansible_collections.gpuops.mig.plugins.module_utils._model import MigError
+
 DEFAULT_LOCK_PATH = '/run/gpuops-mig.lock'
 
 
-class LockError(Exception):
-    pass
+class LockError(MigError):
+    """The host lock could not be taken; its option is ``lock_file``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 'lock_file')
 
 
 @contextlib.contextmanager

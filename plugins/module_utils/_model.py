@@ -80,17 +80,6 @@ class GpuInstanceProfile:
     def placement_size(self) -> int:
         return self.placements[0].size if self.placements else 0
 
-    def compute_profile(self, ci_profile_id: int) -> ComputeInstanceProfile | None:
-        for cip in self.compute_profiles:
-            if cip.id == ci_profile_id:
-                return cip
-        return None
-
-    def full_compute_profile(self) -> ComputeInstanceProfile | None:
-        """The compute-instance profile that spans the whole GPU instance (the default CI)."""
-        full = [c for c in self.compute_profiles if c.slice_count == self.slice_count]
-        return max(full, key=lambda c: c.id) if full else None
-
     def to_dict(self) -> dict[str, t.Any]:
         return {
             'id': self.id,
@@ -199,12 +188,6 @@ class Gpu:
                 return prof
         return None
 
-    def profile_by_name(self, name: str) -> GpuInstanceProfile | None:
-        for prof in self.profiles:
-            if prof.name == name:
-                return prof
-        return None
-
     def processes_on(self, gi_id: int) -> list[GpuProcess]:
         return [p for p in self.processes if p.gi == gi_id]
 
@@ -224,48 +207,6 @@ class Gpu:
             'gpu_instances': [gi.to_dict() for gi in self.gpu_instances],
             'processes': [p.to_dict() for p in self.processes],
         }
-
-
-def gpu_from_dict(data: t.Mapping[str, t.Any]) -> Gpu:
-    """Inverse of :meth:`Gpu.to_dict` (used by tests, the planner CLI and saved boot state)."""
-
-    def placement(d: t.Mapping[str, t.Any]) -> Placement:
-        return Placement(int(d['start']), int(d['size']))
-
-    profiles = tuple(
-        GpuInstanceProfile(
-            id=p['id'], index=p['index'], name=p['name'], slice_count=p['slices'],
-            instance_count=p['max_instances'], memory_mib=p['memory_mib'],
-            multiprocessors=p['multiprocessors'], copy_engines=p['copy_engines'],
-            decoders=p['decoders'], encoders=p['encoders'], jpeg_decoders=p['jpeg_decoders'],
-            ofa_engines=p['ofa_engines'], placements=tuple(placement(x) for x in p['placements']),
-            remaining=p.get('remaining', 0),
-            compute_profiles=tuple(
-                ComputeInstanceProfile(
-                    id=c['id'], name=c['name'], slice_count=c['slices'], instance_count=c['max_instances'],
-                    multiprocessors=c['multiprocessors'], placements=tuple(placement(x) for x in c.get('placements', ())))
-                for c in p.get('compute_instance_profiles', ())),
-        )
-        for p in data.get('profiles', ()))
-    gis = tuple(
-        GpuInstance(
-            id=g['id'], profile_id=g['profile_id'], profile=g['profile'], placement=placement(g['placement']),
-            compute_instances=tuple(
-                ComputeInstance(id=c['id'], profile_id=c['profile_id'], profile=c['profile'],
-                                placement=placement(c['placement']), mig_uuid=c.get('mig_uuid'))
-                for c in g.get('compute_instances', ())))
-        for g in data.get('gpu_instances', ()))
-    mode = data.get('mig_mode')
-    return Gpu(
-        index=data['index'], uuid=data['uuid'], name=data['name'], pci_bus_id=data['pci_bus_id'],
-        pci_device_id=int(str(data['pci_device_id']), 16), pci_subsystem_id=int(str(data.get('pci_subsystem_id', '0x0')), 16),
-        memory_total_mib=data['memory_total_mib'], architecture=data.get('architecture'),
-        mig_capable=data['mig_capable'],
-        mig_mode=MigMode(mode['current'] == 'enabled', mode['pending'] == 'enabled') if mode else None,
-        profiles=profiles, gpu_instances=gis,
-        processes=tuple(GpuProcess(pid=p['pid'], gi=p.get('gi'), ci=p.get('ci'), used_memory_mib=p.get('used_memory_mib'))
-                        for p in data.get('processes', ())),
-    )
 
 
 # --- desired state (output of the spec parser, input of the planner) ---------------------------
@@ -356,19 +297,45 @@ class GpuPlan:
         return sum(1 for a in self.actions if a.action == 'destroy' and a.target == 'gpu_instance')
 
 
-class PlanError(Exception):
+class MigError(Exception):
+    """Base of the collection's errors: the message, and ``field``, the option it concerns when one does."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class PlanError(MigError):
     """The desired layout cannot be reached; the message says why, precisely."""
 
     def __init__(self, message: str, gpu_index: int | None = None, field: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, field)
         self.gpu_index = gpu_index
-        self.field = field
 
 
-class SpecError(Exception):
+class SpecError(MigError):
     """Bad input: ``field`` names the option (``layouts[0].mig_devices``) and the message says why."""
 
     def __init__(self, field: str, reason: str) -> None:
-        super().__init__('%s: %s' % (field, reason))
-        self.field = field
+        super().__init__('%s: %s' % (field, reason), field)
         self.reason = reason
+
+
+class MigAdapter(t.Protocol):
+    """What converging needs from NVML: the collection's ``_nvml.NvmlAdapter``, or a test double."""
+
+    def read_gpus(self, with_remaining: bool = True) -> list[Gpu]: ...
+
+    def read_gpu(self, index: int, with_remaining: bool = True) -> Gpu: ...
+
+    def set_mig_mode(self, index: int, enabled: bool) -> int: ...
+
+    def create_gpu_instance(self, index: int, profile_id: int, placement: Placement) -> int: ...
+
+    def create_compute_instance(self, index: int, gi_id: int, ci_profile_id: int, placement: Placement) -> int: ...
+
+    def destroy_compute_instance(self, index: int, gi_id: int, ci_id: int) -> None: ...
+
+    def destroy_gpu_instance(self, index: int, gi_id: int) -> None: ...
+
+    def compute_instance_profiles(self, index: int, gi_id: int) -> tuple[ComputeInstanceProfile, ...]: ...

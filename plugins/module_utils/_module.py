@@ -11,7 +11,6 @@ import typing as t
 
 from ansible_collections.gpuops.mig.plugins.module_utils._model import Gpu, SpecError
 from ansible_collections.gpuops.mig.plugins.module_utils._nvml import NvmlAdapter, NvmlCallError, NvmlUnavailable
-from ansible_collections.gpuops.mig.plugins.module_utils._spec import _parse_devices
 
 
 @contextlib.contextmanager
@@ -32,7 +31,12 @@ def nvml_session(module: t.Any) -> t.Iterator[NvmlAdapter]:
 
 def select_gpus(gpus: list[Gpu], selectors: list[str], field: str) -> list[Gpu]:
     """GPUs named by ``all`` or by indexes, UUIDs, PCI bus IDs; a selector that matches nothing is an error."""
-    parsed = _parse_devices('all' if [s.strip().lower() for s in selectors] == ['all'] else selectors, field, config_style=False)
+    if [s.strip().lower() for s in selectors] == ['all']:
+        return list(gpus)
+    # Imported here: the common case, all GPUs, does not need the layout parser (mig_info stays light).
+    from ansible_collections.gpuops.mig.plugins.module_utils._spec import _parse_devices
+
+    parsed = _parse_devices(selectors, field, config_style=False)
     if parsed is None:
         return list(gpus)
     for sel in parsed:

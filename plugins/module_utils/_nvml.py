@@ -23,6 +23,7 @@ from ansible_collections.gpuops.mig.plugins.module_utils._model import (
     GpuInstance,
     GpuInstanceProfile,
     GpuProcess,
+    MigError,
     MigMode,
     Placement,
 )
@@ -35,7 +36,6 @@ except ImportError as exc:  # pragma: no cover - depends on the managed node
     PYNVML_IMPORT_ERROR = str(exc)
 
 # NVML return codes used here (nvml.h); kept local so this file reads without pynvml installed.
-NVML_SUCCESS = 0
 NVML_ERROR_INVALID_ARGUMENT = 2
 NVML_ERROR_NOT_SUPPORTED = 3
 NVML_ERROR_NO_PERMISSION = 4
@@ -53,11 +53,11 @@ _MAX_INSTANCES = 64
 _NOT_MIG = 0xFFFFFFFF
 
 
-class NvmlUnavailable(Exception):
+class NvmlUnavailable(MigError):
     """NVML cannot be used on this host at all (no pynvml, no library, no driver, no permission)."""
 
 
-class NvmlCallError(Exception):
+class NvmlCallError(MigError):
     """One NVML call failed."""
 
     def __init__(self, call: str, code: int, error_name: str, detail: str = '') -> None:
@@ -190,7 +190,8 @@ class NvmlAdapter:
                 gpu_instances, ci_profiles = self._read_instances(index, handle, profiles, model)
                 profiles = [
                     _with_compute_profiles(p, ci_profiles.get(p.id, ())) for p in profiles]
-        mig_devices = self._read_mig_devices(handle) if gpu_instances else []
+        ci_count = sum(len(gi.compute_instances) for gi in gpu_instances)
+        mig_devices = self._read_mig_devices(handle, ci_count) if ci_count else []
         processes = self._read_processes(handle, mig_devices)
         if mig_devices:
             uuids = {(dev[0], dev[1]): dev[2] for dev in mig_devices}
@@ -311,11 +312,17 @@ class NvmlAdapter:
                     placement=Placement(int(info.placement.start), int(info.placement.size))))
         return result
 
-    def _read_mig_devices(self, handle: t.Any) -> list[tuple[int, int, str, t.Any]]:
-        """(GI id, CI id, MIG UUID, MIG device handle) for every MIG device of the GPU."""
-        devices = []
+    def _read_mig_devices(self, handle: t.Any, expected: int) -> list[tuple[int, int, str, t.Any]]:
+        """(GI id, CI id, MIG UUID, MIG device handle) for every MIG device of the GPU.
+
+        One MIG device per compute instance: the scan of the device indexes stops once all
+        ``expected`` (the compute instances just read) are found.
+        """
+        devices: list[tuple[int, int, str, t.Any]] = []
         count = self._try('nvmlDeviceGetMaxMigDeviceCount', handle, default=0) or 0
         for i in range(int(count)):
+            if len(devices) >= expected:
+                break
             try:
                 mig = self._call('nvmlDeviceGetMigDeviceHandleByIndex', handle, i)
             except NvmlCallError as exc:

@@ -284,15 +284,3 @@ def _naming_whole_gpu_clients(gpu: Gpu, exc: PlanError) -> PlanError:
     return PlanError('%s; processes also hold the whole GPU without a GPU instance (PIDs %s)' % (exc, pids_text(pids)),
                      gpu_index=exc.gpu_index, field=exc.field)
 
-
-def plan_host(gpus: t.Sequence[Gpu], desired_by_index: t.Mapping[int, DesiredGpu]) -> list[GpuPlan]:
-    """Plan every GPU that has a desired layout, in index order; GPUs without one are left alone.
-
-    All plans are computed before anything is returned, so an error on any GPU stops the run
-    before any GPU is touched.
-    """
-    by_index = {g.index: g for g in gpus}
-    unknown = sorted(set(desired_by_index) - set(by_index))
-    if unknown:
-        raise PlanError('no GPU with index %s on this host' % ', '.join(str(i) for i in unknown), gpu_index=unknown[0])
-    return [plan_gpu(by_index[i], desired_by_index[i]) for i in sorted(desired_by_index)]

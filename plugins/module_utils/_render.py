@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Text diagrams of the placement grid (4, 8 or 12 slots), one row per GPU instance::
+"""What the modules report about GPUs: ``gpu_report``, ``mig_devices`` and text diagrams of the placement grid
+(4, 8 or 12 slots), one row per GPU instance::
 
     slot  0 1 2 3 4 5 6 7
     GI 2  [=====]          3g.40gb  CI: 3g.40gb
@@ -75,3 +76,42 @@ def layout_diagram(gpu: Gpu) -> list[str]:
 def plan_diagram(target_instances: t.Sequence[GpuInstance], slot_count: int) -> list[str]:
     """The layout a plan leads to (``GpuPlan.target_instances``), for before/after diffs."""
     return grid_diagram(target_instances, slot_count)
+
+
+def gpu_report(gpu: Gpu) -> dict[str, t.Any]:
+    """A GPU as modules return it: ``Gpu.to_dict()`` plus the layout diagram."""
+    data = gpu.to_dict()
+    data['layout_diagram'] = layout_diagram(gpu) if gpu.mig_capable else []
+    return data
+
+
+def mig_devices(gpus: t.Iterable[Gpu]) -> list[dict[str, t.Any]]:
+    """The node-local map of MIG devices consumers need (GPU, GI, CI, profile, placement, MIG UUID)."""
+    devices = []
+    for gpu in gpus:
+        for gi in gpu.gpu_instances:
+            for ci in gi.compute_instances:
+                devices.append({
+                    'gpu': gpu.index,
+                    'gpu_uuid': gpu.uuid,
+                    'gpu_instance': gi.id,
+                    'gpu_instance_profile': gi.profile,
+                    'compute_instance': ci.id,
+                    'profile': ci.profile,
+                    'placement': gi.placement.to_dict(),
+                    'compute_placement': ci.placement.to_dict(),
+                    'mig_uuid': ci.mig_uuid,
+                })
+    return devices
+
+
+DEVICE_MAP_GPU_KEYS = ('index', 'uuid', 'name', 'pci_bus_id', 'mig_mode')
+
+
+def device_map(gpus: t.Iterable[Gpu]) -> dict[str, t.Any]:
+    """The node-local MIG device map the mig role and the boot service write (``mig-devices.json``)."""
+    gpus = list(gpus)
+    return {
+        'gpus': [{k: v for k, v in gpu.to_dict().items() if k in DEVICE_MAP_GPU_KEYS} for gpu in gpus],
+        'mig_devices': mig_devices(gpus),
+    }

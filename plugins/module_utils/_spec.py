@@ -463,19 +463,34 @@ def _names_text(names: t.Sequence[str]) -> str:
     return ', '.join(shown) + (' ... (%d in all)' % len(names) if len(names) > len(shown) else '')
 
 
-def config_names(config: t.Any, label: str = 'config_file') -> list[str]:
-    """Names of the configs in a mig-parted config (validated only as far as the names)."""
-    data = _load_config(config, label)
-    if not isinstance(data, dict) or not isinstance(data.get('mig-configs'), dict):
-        raise SpecError('%s: mig-configs' % label, 'is missing')
-    return [k for k in data['mig-configs'] if isinstance(k, str)]
+@dataclasses.dataclass(frozen=True)
+class ParsedLayouts:
+    """``layouts`` or a named config, checked as far as it can be without reading the GPUs."""
+
+    entries: tuple[_Entry, ...]
+    config_style: bool
+
+
+def parse_layouts(layouts: t.Any = None, config: t.Any = None, config_name: t.Any = None,
+                  config_label: str = 'config_file') -> ParsedLayouts:
+    """The GPU-independent half of :func:`resolve_layouts` (same arguments), run before the lock and the NVML read."""
+    if layouts is not None and config is not None:
+        raise SpecError('layouts', 'give either layouts or %s, not both' % config_label)
+    if layouts is None and config is None:
+        raise SpecError('layouts', 'one of layouts or %s is required' % config_label)
+    if config is not None:
+        return ParsedLayouts(tuple(parse_config(config, config_name, config_label)[1]), True)
+    if config_name is not None:
+        raise SpecError('config_name', 'only applies together with %s' % config_label)
+    lst = _check_list(layouts, 'layouts', MAX_ENTRIES)
+    return ParsedLayouts(tuple(_parse_entry(item, 'layouts[%d]' % i, False) for i, item in enumerate(lst)), False)
 
 
 def resolve_layouts(gpus: t.Sequence[Gpu], layouts: t.Any = None, config: t.Any = None, config_name: t.Any = None,
-                    config_label: str = 'config_file') -> dict[int, DesiredGpu]:
+                    config_label: str = 'config_file', parsed: ParsedLayouts | None = None) -> dict[int, DesiredGpu]:
     """The desired layout of every GPU the spec selects, keyed by GPU index.
 
-    Give exactly one of ``layouts`` (list of snake_case entries: ``devices``, ``device_filter``,
+    Give ``parsed`` (from :func:`parse_layouts`), or exactly one of ``layouts`` (list of snake_case entries: ``devices``, ``device_filter``,
     ``mig_enabled``, ``mig_devices`` or ``instances``) or ``config`` (a mig-parted v1 config as
     YAML text or parsed mapping) with ``config_name`` (optional when the file has one config).
     ``config_label`` is the option name used in error paths. GPUs no entry selects are absent.
@@ -483,15 +498,6 @@ def resolve_layouts(gpus: t.Sequence[Gpu], layouts: t.Any = None, config: t.Any 
     entry whose device filter matches no GPU here is skipped (it is for another GPU model); in
     ``layouts`` every entry must match a GPU.
     """
-    if layouts is not None and config is not None:
-        raise SpecError('layouts', 'give either layouts or %s, not both' % config_label)
-    if layouts is None and config is None:
-        raise SpecError('layouts', 'one of layouts or %s is required' % config_label)
-    if config is not None:
-        entries = parse_config(config, config_name, config_label)[1]
-        return _apply_entries(gpus, entries, True)
-    if config_name is not None:
-        raise SpecError('config_name', 'only applies together with %s' % config_label)
-    lst = _check_list(layouts, 'layouts', MAX_ENTRIES)
-    entries = [_parse_entry(item, 'layouts[%d]' % i, False) for i, item in enumerate(lst)]
-    return _apply_entries(gpus, entries, False)
+    if parsed is None:
+        parsed = parse_layouts(layouts, config, config_name, config_label)
+    return _apply_entries(gpus, list(parsed.entries), parsed.config_style)

@@ -145,7 +145,7 @@ gpus:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpuops.mig.plugins.module_utils._module import nvml_session, select_gpus_or_fail
-from ansible_collections.gpuops.mig.plugins.module_utils._converge import gpu_report
+from ansible_collections.gpuops.mig.plugins.module_utils._render import gpu_report
 
 
 def main() -> None:

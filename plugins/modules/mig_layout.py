@@ -215,6 +215,13 @@ mig_devices:
   returned: success
   type: list
   elements: dict
+device_map:
+  description:
+    - The node-local MIG device map, as the C(gpuops.mig.mig) role and its boot service write it to C(mig-devices.json),
+      with C(gpus) (each C(index), C(uuid), C(name), C(pci_bus_id), C(mig_mode)) and C(mig_devices) (as RV(mig_devices)).
+    - In check mode, the map before the run.
+  returned: success
+  type: dict
 diff:
   description: Placement diagrams of the selected GPUs before and after.
   returned: success, in diff mode
@@ -225,8 +232,8 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.gpuops.mig.plugins.module_utils._converge import ConvergeError, converge
-from ansible_collections.gpuops.mig.plugins.module_utils._lock import LockError, host_lock
+from ansible_collections.gpuops.mig.plugins.module_utils._converge import ConvergeError, converge, parse_spec
+from ansible_collections.gpuops.mig.plugins.module_utils._lock import DEFAULT_LOCK_PATH, LockError, host_lock
 from ansible_collections.gpuops.mig.plugins.module_utils._module import nvml_session
 
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -252,7 +259,7 @@ def main() -> None:
             'layouts': {'type': 'list', 'elements': 'dict'},
             'config_file': {'type': 'path'},
             'config_name': {'type': 'str'},
-            'lock_file': {'type': 'path', 'default': '/run/gpuops-mig.lock'},
+            'lock_file': {'type': 'path', 'default': DEFAULT_LOCK_PATH},
             'lock_timeout': {'type': 'int', 'default': 300},
         },
         mutually_exclusive=[('layouts', 'config_file')],
@@ -266,12 +273,12 @@ def main() -> None:
                          field='lock_timeout')
     config = read_config(module, p['config_file']) if p['config_file'] else None
     try:
+        spec = parse_spec(p['layouts'], config, p['config_name'])
         with host_lock(p['lock_file'], p['lock_timeout']):
             with nvml_session(module) as nvml:
-                result = converge(nvml, layouts=p['layouts'], config=config, config_name=p['config_name'],
-                                  check_mode=module.check_mode)
+                result = converge(nvml, check_mode=module.check_mode, spec=spec)
     except LockError as exc:
-        module.fail_json(msg='lock_file: %s' % exc, field='lock_file')
+        module.fail_json(msg='%s: %s' % (exc.field, exc), field=exc.field)
     except ConvergeError as exc:
         extra = dict(exc.result)
         extra.pop('diff', None)

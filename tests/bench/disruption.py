@@ -17,7 +17,7 @@ For each transition:
 * ours = ``plan_gpu(before, B).destroyed_gpu_instances``, after checking the plan is sound (the
   target has B's profiles at legal, disjoint placements; kept GIs are unchanged GIs of the
   before-state; destroyed = before - kept);
-* minimum = ``_planner_reference.brute_force_min_destroys``, cross-checked by ``own_min_destroys``
+* minimum = ``planner_reference.brute_force_min_destroys`` (tests/unit/plugins/module_utils), cross-checked by ``own_min_destroys``
   below (a third, independent exhaustive search);
 * mig-parted = every GI on the GPU, because it rebuilds a GPU whose profile counts differ in any way.
 
@@ -39,13 +39,13 @@ import common  # noqa: E402
 
 common.setup_collection_path()
 
-from ansible_collections.gpuops.mig.plugins.module_utils import _planner_reference  # noqa: E402
 from ansible_collections.gpuops.mig.plugins.module_utils._model import (  # noqa: E402
     ComputeInstance, Gpu, GpuInstance, Placement)
 from ansible_collections.gpuops.mig.plugins.module_utils._planner import plan_gpu  # noqa: E402
 from ansible_collections.gpuops.mig.plugins.module_utils._profiles import full_compute_profile  # noqa: E402
 
 import layouts as L  # noqa: E402
+from ansible_collections.gpuops.mig.tests.unit.plugins.module_utils import planner_reference  # noqa: E402
 import migparted_method as MP  # noqa: E402
 
 
@@ -210,7 +210,7 @@ def run_model(job: tuple[str, str]) -> dict[str, t.Any]:
                         continue
                     ours = plan.destroyed_gpu_instances
                     problem = check_plan(empty, before, b, plan)
-                    ref = _planner_reference.brute_force_min_destroys(before, L.desired(before, b))
+                    ref = planner_reference.brute_force_min_destroys(before, L.desired(before, b))
                     own = own_min_destroys(empty, before.gpu_instances, b)
                     mp = len(before.gpu_instances)     # the multisets differ: mig-parted rebuilds the GPU
                     rows.append((ours, ref, own, mp))

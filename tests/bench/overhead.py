@@ -61,6 +61,9 @@ LAYOUT_TASK = """    - name: mig_layout %d
         layouts: "{{ layout }}"
         lock_file: "{{ lock_file }}"
 """
+INFO_TASK = """    - name: mig_info %d
+      gpuops.mig.mig_info:
+"""
 
 
 def task_times(res: dict[str, t.Any], action_suffix: str) -> list[float]:
@@ -179,7 +182,8 @@ def main() -> int:
                 % (python, senv['LD_LIBRARY_PATH'], state, lock, result_file))
     noop_pb = os.path.join(work, 'noop.yml')
     with open(noop_pb, 'w', encoding='utf-8') as f:
-        f.write(PLAY_HEAD + ''.join(TRUE_TASK % i + RESULT_TASK % i + LAYOUT_TASK % i for i in range(1, PAIRS_PER_PLAY + 1)))
+        f.write(PLAY_HEAD + ''.join(TRUE_TASK % i + RESULT_TASK % i + LAYOUT_TASK % i + INFO_TASK % i
+                                     for i in range(1, PAIRS_PER_PLAY + 1)))
     apply_pb = os.path.join(work, 'apply.yml')
     with open(apply_pb, 'w', encoding='utf-8') as f:
         f.write(PLAY_HEAD + LAYOUT_TASK % 1)
@@ -206,28 +210,35 @@ def main() -> int:
     result['result_bytes'] = os.path.getsize(result_file)
 
     # 1. no-op task vs command: /bin/true in the same play
-    noop_layout, noop_true, noop_result, noop_calls, noop_changed = [], [], [], [], []
+    noop_layout, noop_true, noop_result, noop_info, noop_changed = [], [], [], [], []
     for i in range(runs):
-        c0 = common.sim_calls(state)
         res = A.run_playbook(noop_pb, inv, env, os.path.join(work, 'noop-%d.log' % i), ['-e', '@' + vars_a])
         A.check(res, 'no-op play')
-        d = common.calls_delta(c0, common.sim_calls(state))
-        noop_calls.append(sum(d.values()) / PAIRS_PER_PLAY)
         noop_layout += task_times(res, 'mig_layout')
         noop_true += task_times(res, 'command')
         noop_result += task_times(res, 'bench_result')
+        noop_info += task_times(res, 'mig_info')
         noop_changed += changed(res, 'mig_layout')
-    calls_by_fn = {k: v / PAIRS_PER_PLAY for k, v in d.items()}
+    # NVML calls of one no-op mig_layout run and of one mig_info run (the module run directly, counted apart)
+    c0 = common.sim_calls(state)
+    run_module_direct(python, module, margs_a, menv, work)
+    d = common.calls_delta(c0, common.sim_calls(state))
+    c0 = common.sim_calls(state)
+    run_module_direct(python, 'ansible_collections.gpuops.mig.plugins.modules.mig_info', {}, menv, work)
+    info_calls = sum(common.calls_delta(c0, common.sim_calls(state)).values())
     result['noop'] = {
-        'layout_task': noop_layout, 'true_task': noop_true, 'result_task': noop_result,
+        'layout_task': noop_layout, 'true_task': noop_true, 'result_task': noop_result, 'info_task': noop_info,
         'result_median': common.median(noop_result),
         'layout_median': common.median(noop_layout), 'true_median': common.median(noop_true),
+        'info_median': common.median(noop_info),
         'ratio': common.median(noop_layout) / common.median(noop_true),
-        'nvml_calls_per_run': common.median(noop_calls), 'calls_by_function': calls_by_fn,
+        'info_ratio': common.median(noop_info) / common.median(noop_true),
+        'nvml_calls_per_run': sum(d.values()), 'calls_by_function': d, 'info_nvml_calls_per_run': info_calls,
         'any_changed': any(noop_changed),
     }
-    common.log('overhead no-op: mig_layout %.3f s, command %.3f s, ratio %.2f, %d NVML calls' % (
-        result['noop']['layout_median'], result['noop']['true_median'], result['noop']['ratio'], result['noop']['nvml_calls_per_run']))
+    common.log('overhead no-op: mig_layout %.3f s, mig_info %.3f s, command %.3f s, ratios %.2f / %.2f, %d NVML calls' % (
+        result['noop']['layout_median'], result['noop']['info_median'], result['noop']['true_median'], result['noop']['ratio'],
+        result['noop']['info_ratio'], result['noop']['nvml_calls_per_run']))
 
     # 1b. module payload size (AnsiballZ files a non-pipelined run leaves behind with keep_remote_files)
     keep = os.path.join(work, 'remote-keep')

@@ -11,6 +11,7 @@
 #   BENCH_RUNS=5              repetitions of the overhead measurements (>= 5 for the report)
 #   BENCH_SCALE_HOSTS="16 64 256"  inventory sizes of the scale benchmark
 #   BENCH_FORKS="8 16"        forks candidates (the faster apply at the trial size is used)
+#   BENCH_NOOP_MAX=256        largest inventory that also gets a no-op run
 #   BENCH_BUDGET_S=1140       whole-run budget: scale runs that would overrun it are skipped (and reported)
 #   BENCH_MODELS=h100-80gb,a100-40gb,a30-24gb,rtx-pro-6000   models of the disruption and feasibility stages
 #   BENCH_OUTPUT=docs/benchmarks.md
@@ -86,7 +87,7 @@ stage feasibility "$PY" "$HERE/feasibility.py" --work "$WORK" --out "$RESULTS/fe
 stage overhead "$PY" "$HERE/overhead.py" --work "$WORK" --out "$RESULTS/overhead.json" --runs "$RUNS" || failed+=(overhead)
 left=$(( BUDGET - ($(date +%s) - T0) - 20 ))
 stage scale "$PY" "$HERE/scale.py" --work "$WORK" --out "$RESULTS/scale.json" --hosts "$HOSTS" --forks "$FORKS" \
-    --budget-s "$left" || failed+=(scale)
+    --noop-max "${BENCH_NOOP_MAX:-256}" --budget-s "$left" || failed+=(scale)
 
 printf 'end\t%s\n' "$(date +%s)" >>"$RESULTS/meta.tsv"
 "$PY" "$HERE/report.py" --results "$RESULTS" --output "$OUTPUT" --failed "${failed[*]:-}"

@@ -1,17 +1,22 @@
 # Copyright (c) 2026 gpuops.mig contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Test helpers: load model fixtures, execute a plan on a Gpu value, check a plan's invariants."""
+"""Test helpers: load model fixtures, execute a plan on a Gpu value, check a plan's invariants, and the
+helpers only tests use (``gpu_from_dict``, ``plan_host``, ``config_names``, ``mig_parted_key``)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import typing as t
 
 from ansible_collections.gpuops.mig.plugins.module_utils._model import (
-    ComputeInstance, Gpu, GpuInstance, GpuProcess, MigMode, gpu_from_dict,
+    ComputeInstance, ComputeInstanceProfile, DesiredGpu, Gpu, GpuInstance, GpuInstanceProfile, GpuPlan, GpuProcess,
+    MigMode, Placement, PlanError, SpecError,
 )
+from ansible_collections.gpuops.mig.plugins.module_utils._planner import plan_gpu
+from ansible_collections.gpuops.mig.plugins.module_utils._spec import _load_config
 
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures')
 MODELS = ('h100-80gb', 'a100-40gb', 'a30-24gb', 'rtx-pro-6000')
@@ -80,3 +85,73 @@ def busy(gpu: Gpu, gi_start: int, pid: int = 4242) -> Gpu:
     gi = [g for g in gpu.gpu_instances if g.placement.start == gi_start][0]
     ci = gi.compute_instances[0].id if gi.compute_instances else None
     return dataclasses.replace(gpu, processes=gpu.processes + (GpuProcess(pid=pid, gi=gi.id, ci=ci),))
+
+
+# Test-only helpers (moved out of plugins/: nothing shipped uses them).
+
+def gpu_from_dict(data: t.Mapping[str, t.Any]) -> Gpu:
+    """Inverse of :meth:`Gpu.to_dict`."""
+
+    def placement(d: t.Mapping[str, t.Any]) -> Placement:
+        return Placement(int(d['start']), int(d['size']))
+
+    profiles = tuple(
+        GpuInstanceProfile(
+            id=p['id'], index=p['index'], name=p['name'], slice_count=p['slices'],
+            instance_count=p['max_instances'], memory_mib=p['memory_mib'],
+            multiprocessors=p['multiprocessors'], copy_engines=p['copy_engines'],
+            decoders=p['decoders'], encoders=p['encoders'], jpeg_decoders=p['jpeg_decoders'],
+            ofa_engines=p['ofa_engines'], placements=tuple(placement(x) for x in p['placements']),
+            remaining=p.get('remaining', 0),
+            compute_profiles=tuple(
+                ComputeInstanceProfile(
+                    id=c['id'], name=c['name'], slice_count=c['slices'], instance_count=c['max_instances'],
+                    multiprocessors=c['multiprocessors'], placements=tuple(placement(x) for x in c.get('placements', ())))
+                for c in p.get('compute_instance_profiles', ())),
+        )
+        for p in data.get('profiles', ()))
+    gis = tuple(
+        GpuInstance(
+            id=g['id'], profile_id=g['profile_id'], profile=g['profile'], placement=placement(g['placement']),
+            compute_instances=tuple(
+                ComputeInstance(id=c['id'], profile_id=c['profile_id'], profile=c['profile'],
+                                placement=placement(c['placement']), mig_uuid=c.get('mig_uuid'))
+                for c in g.get('compute_instances', ())))
+        for g in data.get('gpu_instances', ()))
+    mode = data.get('mig_mode')
+    return Gpu(
+        index=data['index'], uuid=data['uuid'], name=data['name'], pci_bus_id=data['pci_bus_id'],
+        pci_device_id=int(str(data['pci_device_id']), 16), pci_subsystem_id=int(str(data.get('pci_subsystem_id', '0x0')), 16),
+        memory_total_mib=data['memory_total_mib'], architecture=data.get('architecture'),
+        mig_capable=data['mig_capable'],
+        mig_mode=MigMode(mode['current'] == 'enabled', mode['pending'] == 'enabled') if mode else None,
+        profiles=profiles, gpu_instances=gis,
+        processes=tuple(GpuProcess(pid=p['pid'], gi=p.get('gi'), ci=p.get('ci'), used_memory_mib=p.get('used_memory_mib'))
+                        for p in data.get('processes', ())),
+    )
+
+
+def plan_host(gpus: t.Sequence[Gpu], desired_by_index: t.Mapping[int, DesiredGpu]) -> list[GpuPlan]:
+    """Plan every GPU that has a desired layout, in index order; GPUs without one are left alone.
+
+    All plans are computed before anything is returned, so an error on any GPU stops the run
+    before any GPU is touched.
+    """
+    by_index = {g.index: g for g in gpus}
+    unknown = sorted(set(desired_by_index) - set(by_index))
+    if unknown:
+        raise PlanError('no GPU with index %s on this host' % ', '.join(str(i) for i in unknown), gpu_index=unknown[0])
+    return [plan_gpu(by_index[i], desired_by_index[i]) for i in sorted(desired_by_index)]
+
+
+def config_names(config: t.Any, label: str = 'config_file') -> list[str]:
+    """Names of the configs in a mig-parted config (validated only as far as the names)."""
+    data = _load_config(config, label)
+    if not isinstance(data, dict) or not isinstance(data.get('mig-configs'), dict):
+        raise SpecError('%s: mig-configs' % label, 'is missing')
+    return [k for k in data['mig-configs'] if isinstance(k, str)]
+
+
+def mig_parted_key(name: str) -> str:
+    """mig-parted config-key spelling of an NVML profile name (``1g.10gb+me`` -> ``1g.10gb.me``)."""
+    return name.replace('+', '.')

@@ -11,10 +11,10 @@ import random
 import pytest
 
 from ansible_collections.gpuops.mig.plugins.module_utils._model import DesiredGpu, DesiredInstance, GpuProcess, MigMode, PlanError
-from ansible_collections.gpuops.mig.plugins.module_utils._planner import plan_gpu, plan_host
-from ansible_collections.gpuops.mig.plugins.module_utils._planner_reference import brute_force_min_destroys
+from ansible_collections.gpuops.mig.plugins.module_utils._planner import plan_gpu
 from ansible_collections.gpuops.mig.plugins.module_utils._profiles import is_all_me, is_no_me
-from ansible_collections.gpuops.mig.tests.unit.plugins.module_utils.helpers import MODELS, busy, execute, load, shape
+from ansible_collections.gpuops.mig.tests.unit.plugins.module_utils.helpers import MODELS, busy, execute, load, plan_host, shape
+from ansible_collections.gpuops.mig.tests.unit.plugins.module_utils.planner_reference import brute_force_min_destroys
 
 GPUS = {m: load(m) for m in MODELS}
 

@@ -8,10 +8,10 @@ import pytest
 
 from ansible_collections.gpuops.mig.plugins.module_utils._model import SpecError
 from ansible_collections.gpuops.mig.plugins.module_utils._profiles import (
-    canonical_name, compute_profiles_for, derive_compute_profiles_go_nvlib, full_compute_profile, mig_parted_key,
+    canonical_name, compute_profiles_for, derive_compute_profiles_go_nvlib, full_compute_profile,
     parse_profile_name, resolve_ci_profile, resolve_gi_profile,
 )
-from ansible_collections.gpuops.mig.tests.unit.plugins.module_utils.helpers import load
+from ansible_collections.gpuops.mig.tests.unit.plugins.module_utils.helpers import load, mig_parted_key
 
 
 @pytest.mark.parametrize('text,canon', [

@@ -12,8 +12,8 @@ import yaml
 
 from ansible_collections.gpuops.mig.plugins.module_utils._model import PlanError, SpecError
 from ansible_collections.gpuops.mig.plugins.module_utils._planner import plan_gpu
-from ansible_collections.gpuops.mig.plugins.module_utils._spec import config_names, filter_matches, resolve_layouts
-from ansible_collections.gpuops.mig.tests.unit.plugins.module_utils.helpers import FIXTURES, MODELS, load
+from ansible_collections.gpuops.mig.plugins.module_utils._spec import filter_matches, resolve_layouts
+from ansible_collections.gpuops.mig.tests.unit.plugins.module_utils.helpers import FIXTURES, MODELS, config_names, load
 
 with open(os.path.join(FIXTURES, 'config-default.yaml')) as _f:
     DEFAULT_CONFIG = _f.read()

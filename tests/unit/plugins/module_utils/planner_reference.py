@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Slow, obviously correct reference for the planner; used only by tests and benchmarks.
+"""Slow, obviously correct reference for the planner (tests and benchmarks only, never shipped in plugins/).
 
 It shares nothing with ``_planner`` except the data model and the CI-profile lookup, so an
 error in the planner's search, pruning or tie-breaking shows up as a disagreement.
