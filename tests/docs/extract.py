@@ -88,7 +88,7 @@ def main() -> int:
             if block.skip is not None:
                 script.append('echo %s' % shlex.quote('docs-test: skip %s (%s)' % (where, block.skip)))
                 continue
-            script.append('printf %s %s "$SECONDS"' % (shlex.quote('docs-test: run %s (%%ss into the session)\n'), shlex.quote(where)))
+            script.append("printf 'docs-test: run %%s (%%ss into the session)\\n' %s \"$SECONDS\"" % shlex.quote(where))
             script.extend(block.commands())
     if not args.list:
         script.append('echo "docs-test: every block ran"')
