@@ -124,13 +124,11 @@ requirements:
   - root (C(CAP_SYS_ADMIN)) to change MIG mode and instances
 notes:
   - GPU and compute instances never survive a reboot or GPU reset, and on Hopper and later GPUs neither does MIG
-    mode; the C(gpuops.mig.mig) role installs a boot service that re-applies the last converged layout.
+    mode; the P(gpuops.mig.mig#role) role installs a boot service that re-applies the last converged layout, and
+    adds inventory-driven layouts, stopping and starting GPU clients, resets and reboots.
   - In check mode the module makes no mutating NVML call and returns the full plan and diff.
 seealso:
   - module: gpuops.mig.mig_info
-  - name: The gpuops.mig.mig role
-    description: Inventory-driven MIG layouts with GPU clients, resets, reboots and boot persistence.
-    link: https://gpuops.example.org/gpuops.mig/blob/main/roles/mig/README.md
 """
 
 EXAMPLES = r"""
