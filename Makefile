@@ -47,10 +47,11 @@ export ANSIBLE_NOCOLOR ?= 1
 export PY_COLORS ?= 0
 
 TEST_TIERS ?= sim test-sim sanity units integration lint docs-lint changelog-lint build import role-tests mig-role reliability
+TEST_TIERS += ee
 TEST_TIERS += docs-test
 
 .PHONY: help venv collection sim test-sim sanity units integration lint docs-lint changelog-lint \
-        build import role-tests mig-role reliability test demo bench clean system-packages docs-test
+        build import role-tests mig-role reliability test demo bench clean system-packages docs-test ee
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 18
@@ -150,6 +151,9 @@ mig-role: venv collection ## the mig role and playbooks against the simulator, a
 
 reliability: venv collection ## reliability tests; figures to build/reliability.md (RELIABILITY_REPORT=docs/reliability.md updates the docs)
 	$(call run_script,tests/reliability/run.sh)
+
+ee: venv ## ansible-builder create on meta/execution-environment.yml, checks the build context (tests/ee/run.sh)
+	$(call run_script,tests/ee/run.sh)
 
 docs-test: venv ## the shell blocks of README.md and docs/getting-started.md, verbatim, in a fresh copy (tests/docs/run.sh)
 	$(call run_script,tests/docs/run.sh)
