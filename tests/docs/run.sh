@@ -12,13 +12,14 @@
 # Two shortcuts that do not change what the docs say: the copy's .venv is the checkout's venv
 # ($GPUOPS_VENV, else ./.venv; `make venv` would install the same pinned set), and pip uses the
 # pins of tests/ci/constraints.txt (PIP_CONSTRAINT) and the usual pip cache. DOCS_TEST_DIR moves the
-# work directory (default build/docs-test); DOCS_TEST_KEEP=1 keeps it.
+# work directory (default build/docs-test); DOCS_TEST_KEEP=1 keeps it; DOCS_TEST_FILES="a.md b.md"
+# tests other Markdown files of the repository.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 VENV=${GPUOPS_VENV:-$ROOT/.venv}
 WORK=${DOCS_TEST_DIR:-$ROOT/build/docs-test}
-DOCS=(README.md docs/getting-started.md)
+read -r -a DOCS <<<"${DOCS_TEST_FILES:-README.md docs/getting-started.md}"
 [ -x "$VENV/bin/python" ] || { echo "docs-test: no venv at $VENV (make venv)" >&2; exit 2; }
 
 rm -rf "$WORK"
