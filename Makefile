@@ -156,6 +156,7 @@ ee: venv ## ansible-builder create on meta/execution-environment.yml, checks the
 	$(call run_script,tests/ee/run.sh)
 
 docs-test: venv ## the shell blocks of README.md and docs/getting-started.md, verbatim, in a fresh copy (tests/docs/run.sh)
+	$(call run_script,tests/docs/grids.sh)
 	$(call run_script,tests/docs/run.sh)
 
 demo: venv collection ## rehearse the playbooks on the simulator (tests/demo/run.sh)
