@@ -11,8 +11,10 @@ SHELL := bash
 .DEFAULT_GOAL := help
 MAKEFLAGS += --no-print-directory
 
-PYTHON ?= python3.11
-TEST_PYTHON ?= 3.11
+# The venv's Python: 3.11 where there is one (Debian 12), else the system's python3 (Ubuntu 24.04: 3.12).
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3)
+# ansible-test runs with --local on the venv's own Python version.
+TEST_PYTHON ?= $(shell test -x $(BIN)/python && $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' || echo 3.11)
 ROOT := $(CURDIR)
 VENV ?= $(ROOT)/.venv
 BIN := $(VENV)/bin
@@ -27,8 +29,6 @@ SIM_CLI := $(ROOT)/tests/nvml_sim/migsim
 SIM_STATE ?= $(BUILD)/sim/state.json
 SIM_INIT_ARGS ?= --gpus h100-80gb:8
 SIM_ENV := $(BUILD)/sim/migsim.env
-# Reference readings from real GPUs (hw/), beside the checkout as in CI; hardware_replay needs them.
-SHARED ?= $(abspath $(ROOT)/../shared)
 VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
 TARBALL := $(DIST)/gpuops-mig-$(VERSION).tar.gz
 # Older target Pythons that ansible-test compiles the modules with (tests/config.yml says >=3.8);
@@ -47,9 +47,11 @@ export ANSIBLE_NOCOLOR ?= 1
 export PY_COLORS ?= 0
 
 TEST_TIERS ?= sim test-sim sanity units integration lint docs-lint changelog-lint build import role-tests mig-role reliability
+TEST_TIERS += ee
+TEST_TIERS += docs-test
 
 .PHONY: help venv collection sim test-sim sanity units integration lint docs-lint changelog-lint \
-        build import role-tests mig-role reliability test demo bench clean
+        build import role-tests mig-role reliability test demo bench clean system-packages docs-test ee
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 18
@@ -93,15 +95,7 @@ sanity: venv collection ## ansible-test sanity, every test, no ignore files (plu
 	@if ls tests/sanity/ignore-*.txt >/dev/null 2>&1; then \
 	  echo "make sanity: tests/sanity/ignore-*.txt exist; this collection keeps no ignore entries" >&2; exit 1; fi
 	@cd $(COLL) && $(ATEST) ansible-test sanity --local --python $(TEST_PYTHON) --requirements $(ANSIBLE_TEST_ARGS)
-	@mkdir -p $(BUILD)/pythons; \
-	  for v in $(COMPAT_PYTHONS); do \
-	    exe=$$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$$v.*/bin/python$$v 2>/dev/null | sort -V | tail -n 1 || true); \
-	    [ -n "$$exe" ] || exe=$$(PATH=/usr/local/bin:/usr/bin:/bin command -v python$$v || true); \
-	    if [ -z "$$exe" ] || ! "$$exe" -c pass 2>/dev/null; then echo "sanity: no Python $$v here, compile check skipped"; continue; fi; \
-	    ln -sf "$$exe" $(BUILD)/pythons/python$$v; \
-	    echo "sanity: compile on Python $$v"; \
-	    (cd $(COLL) && PATH=$(BUILD)/pythons:$$PATH $(ATEST) ansible-test sanity --local --python $$v --test compile); \
-	  done
+	@tests/ci/sanity-compat.sh $(COLL) $(BUILD)/pythons "$(COMPAT_PYTHONS)" $(ATEST)
 
 units: venv collection ## ansible-test units
 	@cd $(COLL) && $(ATEST) ansible-test units --local --python $(TEST_PYTHON) $(ANSIBLE_TEST_ARGS)
@@ -109,7 +103,7 @@ units: venv collection ## ansible-test units
 integration: venv sim collection ## ansible-test integration against the simulator (see tests/integration/README.md)
 	@ls -d tests/integration/targets/*/ >/dev/null 2>&1 || { echo "make integration: no targets in tests/integration/targets" >&2; exit 1; }
 	@$(BIN)/python tests/ci/sim_env_vars.py --env-file $(SIM_ENV) --sim-cli $(SIM_CLI) --state $(SIM_STATE) \
-	    --shared $(SHARED) --output $(COLL)/tests/integration/integration_config.yml
+	    --output $(COLL)/tests/integration/integration_config.yml
 	@set -a; . $(SIM_ENV); set +a; \
 	  cd $(COLL) && $(ATEST) ansible-test integration --local --python $(TEST_PYTHON) $(ANSIBLE_TEST_ARGS)
 
@@ -152,10 +146,18 @@ role-tests: venv collection ## role tests (tests/roles/run.sh)
 
 mig-role: venv collection ## the mig role and playbooks against the simulator, and the HTML report in Chromium
 	$(call run_script,tests/mig_role/run.sh)
+	$(call run_script,tests/mig_role/config_file.sh)
 	$(call run_script,tests/mig_role/report.sh)
 
-reliability: venv collection ## reliability tests (tests/reliability/run.sh)
+reliability: venv collection ## reliability tests; figures to build/reliability.md (RELIABILITY_REPORT=docs/reliability.md updates the docs)
 	$(call run_script,tests/reliability/run.sh)
+
+ee: venv ## ansible-builder create on meta/execution-environment.yml, checks the build context (tests/ee/run.sh)
+	$(call run_script,tests/ee/run.sh)
+
+docs-test: venv ## the shell blocks of README.md and docs/getting-started.md, verbatim, in a fresh copy (tests/docs/run.sh)
+	$(call run_script,tests/docs/grids.sh)
+	$(call run_script,tests/docs/run.sh)
 
 demo: venv collection ## rehearse the playbooks on the simulator (tests/demo/run.sh)
 	$(call run_script,tests/demo/run.sh)
@@ -165,22 +167,12 @@ bench: venv collection ## benchmarks (tests/bench/run.sh)
 
 # ---------------------------------------------------------------- everything
 
-test: venv ## every tier in order, stopping at the first failure, one summary line per tier
-	@mkdir -p $(LOGS); passed=0; failed=0; summary=""; \
-	  for tier in $(TEST_TIERS); do \
-	    start=$$(date +%s); rc=0; \
-	    $(MAKE) $$tier > $(LOGS)/$$tier.log 2>&1 || rc=$$?; \
-	    secs=$$(( $$(date +%s) - start )); \
-	    last=$$( { grep -v -e '^[[:space:]]*$$' -e '^make' -e '^WARNING' $(LOGS)/$$tier.log || true; } | tail -n 1 | cut -c1-100); \
-	    if [ $$rc -eq 0 ]; then passed=$$((passed + 1)); line="PASS $$tier ($${secs}s) $$last"; echo "$$line"; \
-	    else failed=$$((failed + 1)); line="FAIL $$tier ($${secs}s) log: $(LOGS)/$$tier.log"; \
-	      echo "---- last 120 lines of $(LOGS)/$$tier.log"; tail -n 120 $(LOGS)/$$tier.log; echo "----"; \
-	      echo "$$line"; summary="$$summary$$line"$$'\n'; break; fi; \
-	    summary="$$summary$$line"$$'\n'; \
-	  done; \
-	  echo "==== make test summary"; printf '%s' "$$summary"; \
-	  echo "tiers: $$passed passed, $$failed failed"; \
-	  [ $$failed -eq 0 ]
+system-packages: ## install the missing Debian/Ubuntu packages of tests/ci/debian-packages.txt (as root; else print the command)
+	@tests/ci/install-system-packages.sh
+
+test: system-packages ## every tier in order, stopping at the first failure, one summary line per tier
+	@$(MAKE) -s venv
+	@MAKE="$(MAKE)" tests/ci/run-tiers.sh $(LOGS) $(TEST_TIERS)
 
 clean: ## remove build/ (the venv stays)
 	rm -rf $(BUILD)

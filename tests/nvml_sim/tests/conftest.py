@@ -13,7 +13,7 @@ import pytest
 
 SIM_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO_ROOT = os.path.dirname(os.path.dirname(SIM_DIR))
-SHARED = os.path.join(os.path.dirname(REPO_ROOT), 'shared')
+READINGS = os.path.join(REPO_ROOT, 'tests', 'hardware', 'readings')
 MIGSIM = os.path.join(SIM_DIR, 'migsim')
 
 PRELUDE = '''
@@ -117,8 +117,8 @@ def make_sim(tmp_path: Any) -> Callable[..., Sim]:
 
 
 @pytest.fixture(scope='session')
-def shared_dir() -> str:
-    """../shared beside the repository root; its absence is an error, not a skip."""
-    if not os.path.isdir(os.path.join(SHARED, 'hw')):
-        raise AssertionError('shared/ not found at %s (CI places it beside the repository root)' % SHARED)
-    return SHARED
+def readings_dir() -> str:
+    """tests/hardware/readings: what NVML and nvidia-smi reported on the real H100 and H200."""
+    if not os.path.isdir(READINGS):
+        raise AssertionError('readings of the real cards not found at %s' % READINGS)
+    return READINGS

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The H100/H200 models reproduce the real NVML readings in shared/hw field for field."""
+"""The H100/H200 models reproduce the real NVML readings in tests/hardware/readings field for field."""
 from __future__ import annotations
 
 import json
@@ -14,21 +14,21 @@ BUS_RE = re.compile(r'^[0-9A-F]{8}:[0-9A-F]{2}:[0-9A-F]{2}\.0$')
 
 
 @pytest.mark.parametrize('model,hwdir', HW)
-def test_probe2_identical(make_sim, shared_dir, model, hwdir):
+def test_probe2_identical(make_sim, readings_dir, model, hwdir):
     """nvml_probe2.py (placements via c_nvmlGpuInstancePlacement_t arrays) gives the captured JSON exactly."""
     sim = make_sim(model + ':1')
-    got = json.loads(sim.run_script(os.path.join(shared_dir, 'hw', 'nvml_probe2.py')))
-    with open(os.path.join(shared_dir, 'hw', hwdir, 'probe2.json'), encoding='utf-8') as f:
+    got = json.loads(sim.run_script(os.path.join(readings_dir, 'nvml_probe2.py.txt')))
+    with open(os.path.join(readings_dir, hwdir, 'probe2.json'), encoding='utf-8') as f:
         want = json.load(f)
     assert got == want
 
 
 @pytest.mark.parametrize('model,hwdir', HW)
-def test_probe_identical_but_identity(make_sim, shared_dir, model, hwdir):
+def test_probe_identical_but_identity(make_sim, readings_dir, model, hwdir):
     """nvml_probe.py matches except UUID and bus ID values (their formats must match)."""
     sim = make_sim(model + ':1')
-    got = json.loads(sim.run_script(os.path.join(shared_dir, 'hw', 'nvml_probe.py')))
-    with open(os.path.join(shared_dir, 'hw', hwdir, 'probe.json'), encoding='utf-8') as f:
+    got = json.loads(sim.run_script(os.path.join(readings_dir, 'nvml_probe.py.txt')))
+    with open(os.path.join(readings_dir, hwdir, 'probe.json'), encoding='utf-8') as f:
         want = json.load(f)
     gd, wd = got['devices'][0], want['devices'][0]
     assert UUID_RE.match(gd.pop('uuid')) and UUID_RE.match(wd.pop('uuid'))
@@ -39,7 +39,7 @@ def test_probe_identical_but_identity(make_sim, shared_dir, model, hwdir):
 
 
 @pytest.mark.parametrize('model,hwdir', HW)
-def test_lgipp_placements(make_sim, shared_dir, model, hwdir):
+def test_lgipp_placements(make_sim, readings_dir, model, hwdir):
     """Placements agree with nvidia-smi -lgipp text."""
     sim = make_sim(model + ':1')
     got = sim.py('''
@@ -55,7 +55,7 @@ def test_lgipp_placements(make_sim, shared_dir, model, hwdir):
             res[str(info.id)] = [[arr[i].start, arr[i].size] for i in range(cnt.value)]
         out(res)
     ''')
-    with open(os.path.join(shared_dir, 'hw', hwdir, 'lgipp.txt'), encoding='utf-8') as f:
+    with open(os.path.join(readings_dir, hwdir, 'lgipp.txt'), encoding='utf-8') as f:
         text = f.read()
     want = {}
     for m in re.finditer(r'Profile ID\s+(\d+) Placements?\s*: \{([\d,]+)\}:(\d+)', text):
@@ -64,7 +64,7 @@ def test_lgipp_placements(make_sim, shared_dir, model, hwdir):
 
 
 @pytest.mark.parametrize('model,hwdir', HW)
-def test_smi_q_identity(make_sim, shared_dir, model, hwdir):
+def test_smi_q_identity(make_sim, readings_dir, model, hwdir):
     """Name, PCI IDs, VBIOS, board part, FB total/reserved agree with nvidia-smi -q."""
     sim = make_sim(model + ':1')
     got = sim.py('''
@@ -75,7 +75,7 @@ def test_smi_q_identity(make_sim, shared_dir, model, hwdir):
              'vbios': n.nvmlDeviceGetVbiosVersion(h), 'bpn': n.nvmlDeviceGetBoardPartNumber(h),
              'total': m2.total // 2**20, 'reserved': m2.reserved // 2**20, 'persist': n.nvmlDeviceGetPersistenceMode(h)})
     ''')
-    with open(os.path.join(shared_dir, 'hw', hwdir, 'smi_q.txt'), encoding='utf-8') as f:
+    with open(os.path.join(readings_dir, hwdir, 'smi_q.txt'), encoding='utf-8') as f:
         text = f.read()
 
     def field(label):
@@ -92,7 +92,7 @@ def test_smi_q_identity(make_sim, shared_dir, model, hwdir):
 
 
 @pytest.mark.parametrize('model,hwdir', HW)
-def test_lgip_table(make_sim, shared_dir, model, hwdir):
+def test_lgip_table(make_sim, readings_dir, model, hwdir):
     """Every row of nvidia-smi mig -lgip (name, ID, count, GiB, SM, DEC, ENC, CE, JPEG, OFA)."""
     sim = make_sim(model + ':1')
     got = sim.py('''
@@ -107,7 +107,7 @@ def test_lgip_table(make_sim, shared_dir, model, hwdir):
                 i.multiprocessorCount, i.decoderCount, i.encoderCount, i.copyEngineCount, i.jpegCount, i.ofaCount]
         out(res)
     ''')
-    with open(os.path.join(shared_dir, 'hw', hwdir, 'lgip.txt'), encoding='utf-8') as f:
+    with open(os.path.join(readings_dir, hwdir, 'lgip.txt'), encoding='utf-8') as f:
         lines = f.read().splitlines()
     want = {}
     for i, line in enumerate(lines):

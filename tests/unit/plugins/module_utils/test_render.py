@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ansible_collections.gpuops.mig.plugins.module_utils._model import DesiredGpu, DesiredInstance, MigMode
+from ansible_collections.gpuops.mig.plugins.module_utils._model import DesiredGpu, DesiredInstance, GpuProcess, MigMode
 from ansible_collections.gpuops.mig.plugins.module_utils._planner import plan_gpu
 from ansible_collections.gpuops.mig.plugins.module_utils._render import layout_diagram, plan_diagram
 from ansible_collections.gpuops.mig.tests.unit.plugins.module_utils.helpers import busy, execute, load
@@ -46,3 +46,14 @@ def test_plan_diagram_and_disabled():
     rows = plan_diagram(plan.target_instances, gpu.slot_count)
     assert rows[1].startswith('new') and '7g.80gb' in rows[1] and rows[-1] == 'free'
     assert layout_diagram(dataclasses.replace(gpu, mig_capable=False, mig_mode=None)) == []
+
+
+def test_pid_listed_once_per_gpu_instance():
+    """NVML lists a MIG process for the GPU instance and for its compute instance; the grid shows it once."""
+    gpu = build('h100-80gb', [9, 19, 19])
+    start = [g for g in gpu.gpu_instances if g.profile == '3g.40gb'][0].placement.start
+    gpu = busy(gpu, start, pid=31)
+    gi = [g for g in gpu.gpu_instances if g.placement.start == start][0]
+    gpu = dataclasses.replace(gpu, processes=gpu.processes + (GpuProcess(pid=31, gi=gi.id, ci=None),))
+    gi3 = [r for r in layout_diagram(gpu) if '3g.40gb' in r][0]
+    assert gi3.endswith('PIDs 31')
