@@ -46,10 +46,10 @@ export GPUOPS_COLLECTION_DIR := $(COLL)
 export ANSIBLE_NOCOLOR ?= 1
 export PY_COLORS ?= 0
 
-TEST_TIERS ?= sim test-sim sanity units integration lint docs-lint changelog-lint build import role-tests mig-role reliability
+TEST_TIERS ?= sim test-sim sanity units integration lint docs-lint changelog-lint build import role-tests mig-role reliability matrix-ends
 
 .PHONY: help venv collection sim test-sim sanity units integration lint docs-lint changelog-lint \
-        build import role-tests mig-role reliability test demo bench clean
+        build import role-tests mig-role reliability matrix-ends test-matrix test demo bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 18
@@ -159,6 +159,12 @@ reliability: venv collection ## reliability tests (tests/reliability/run.sh)
 
 demo: venv collection ## rehearse the playbooks on the simulator (tests/demo/run.sh)
 	$(call run_script,tests/demo/run.sh)
+
+matrix-ends: venv ## ansible-core 2.16 and 2.21 (oldest and newest): docs, sanity, units, integration, mig role tier
+	$(call run_script,tests/ci/matrix.sh) 2.16 2.21
+
+test-matrix: venv ## the whole ansible-core matrix, 2.16 to 2.21 (tests/ci/matrix.sh; about an hour)
+	$(call run_script,tests/ci/matrix.sh)
 
 bench: venv collection ## benchmarks (tests/bench/run.sh)
 	$(call run_script,tests/bench/run.sh)

@@ -24,6 +24,9 @@ BUILD=$ROOT/build/matrix
 CACHE=${MATRIX_CACHE:-/var/tmp/gpuops-matrix}
 STEPS=${MATRIX_STEPS:-docs sanity units integration roles}
 MAIN_VENV=${GPUOPS_VENV:-$ROOT/.venv}
+# Reference readings beside the checkout, for Makefiles that still pass them to hardware_replay.
+SHARED_DIR=""
+[[ -d $ROOT/../shared ]] && SHARED_DIR=$(cd "$ROOT/../shared" && pwd -P)
 VERSIONS=("$@")
 [[ ${#VERSIONS[@]} -gt 0 ]] || VERSIONS=(2.16 2.17 2.18 2.19 2.20 2.21)
 # Packages besides ansible-core that the tiers import (units: pytest; modules: pynvml).
@@ -49,20 +52,22 @@ host_mirror() {
     awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' /etc/apt/sources.list 2>/dev/null
 }
 
-# Debian 13 root with Python 3.13, gcc (the simulator's shim) and make; built once.
+# Debian 13 root with Python 3.13, gcc (the simulator's shim), make and ssh-keygen (ansible-test);
+# built once, again when this list changes.
+ROOT_PACKAGES=python3,python3-venv,python3-dev,gcc,libc6-dev,make,git,ca-certificates,util-linux,openssh-client
 debian13_root() {
     local base=$CACHE/rootfs-trixie
-    if [[ ! -f $base/.gpuops-complete ]]; then
+    if [[ $(cat "$base/.gpuops-complete" 2>/dev/null) != "$ROOT_PACKAGES" ]]; then
         local mirror=${ROLETEST_MIRROR:-$(host_mirror)}
         [[ -n $mirror ]] || { echo "matrix: no Debian mirror found; set ROLETEST_MIRROR" >&2; return 2; }
         log "debootstrap trixie from $mirror into $base (once)"
         if findmnt -rn -o TARGET | grep -q "^$base"; then echo "matrix: mounts left under $base" >&2; return 2; fi
         rm -rf "$base.tmp"
         debootstrap --variant=minbase \
-            --include=python3,python3-venv,python3-dev,gcc,libc6-dev,make,git,ca-certificates,util-linux \
+            --include="$ROOT_PACKAGES" \
             trixie "$base.tmp" "$mirror" >"$CACHE/debootstrap-trixie.log" 2>&1 \
             || { tail -n 20 "$CACHE/debootstrap-trixie.log" >&2; return 2; }
-        touch "$base.tmp/.gpuops-complete"
+        echo "$ROOT_PACKAGES" >"$base.tmp/.gpuops-complete"
         rm -rf "$base" && mv "$base.tmp" "$base"
     fi
     echo "$base"
@@ -96,6 +101,7 @@ prepare_debian13() { # prepare_debian13 ROOTFS: mounts, DNS, pip settings
     local venv_real root_real
     venv_real=$(cd "$MAIN_VENV" && pwd -P); root_real=$(cd "$ROOT" && pwd -P)
     [[ $venv_real == "$root_real"/* ]] || bind_same_path "$r" "$venv_real"
+    [[ -z $SHARED_DIR ]] || bind_same_path "$r" "$SHARED_DIR"
     cp /etc/resolv.conf "$r/etc/resolv.conf" 2>/dev/null || true
     # pip keeps the machine's index and certificate settings inside the root.
     mkdir -p "$r/etc/xdg/pip"
@@ -147,7 +153,7 @@ run_version() {
         case $step in
             sanity | units | integration)
                 (cd "$src" && "${runner[@]}" make VENV="$venv" PYTHON="$py" TEST_PYTHON="$testpy" COMPAT_PYTHONS= \
-                    SIM_STATE="$src/build/sim/state.json" "$step") >"$BUILD/$v-$step.log" 2>&1 || rc=$?
+                    SIM_STATE="$src/build/sim/state.json" ${SHARED_DIR:+SHARED="$SHARED_DIR"} "$step") >"$BUILD/$v-$step.log" 2>&1 || rc=$?
                 ;;
             roles)
                 local bin=$BUILD/bin-$v
