@@ -52,9 +52,9 @@ host_mirror() {
     awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' /etc/apt/sources.list 2>/dev/null
 }
 
-# Debian 13 root with Python 3.13, gcc (the simulator's shim), make and ssh-keygen (ansible-test);
+# Debian 13 root with Python 3.13, gcc (the simulator's shim), make, ssh-keygen and shellcheck (ansible-test);
 # built once, again when this list changes.
-ROOT_PACKAGES=python3,python3-venv,python3-dev,gcc,libc6-dev,make,git,ca-certificates,util-linux,openssh-client
+ROOT_PACKAGES=python3,python3-venv,python3-dev,gcc,libc6-dev,make,git,ca-certificates,util-linux,openssh-client,shellcheck
 debian13_root() {
     local base=$CACHE/rootfs-trixie
     if [[ $(cat "$base/.gpuops-complete" 2>/dev/null) != "$ROOT_PACKAGES" ]]; then
