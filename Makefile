@@ -49,9 +49,11 @@ export PY_COLORS ?= 0
 TEST_TIERS ?= sim test-sim sanity units integration lint docs-lint changelog-lint build import role-tests mig-role reliability
 TEST_TIERS += ee
 TEST_TIERS += docs-test
+TEST_TIERS += matrix-ends
 
 .PHONY: help venv collection sim test-sim sanity units integration lint docs-lint changelog-lint \
-        build import role-tests mig-role reliability test demo bench clean system-packages docs-test ee
+        build import role-tests mig-role reliability test demo bench clean system-packages docs-test ee \
+        matrix-ends test-matrix
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 18
@@ -161,6 +163,12 @@ docs-test: venv ## the shell blocks of README.md and docs/getting-started.md, ve
 
 demo: venv collection ## rehearse the playbooks on the simulator (tests/demo/run.sh)
 	$(call run_script,tests/demo/run.sh)
+
+matrix-ends: venv ## ansible-core 2.16 and 2.21 (oldest and newest): docs, sanity, units, integration, mig role tier
+	$(call run_script,tests/ci/matrix.sh) 2.16 2.21
+
+test-matrix: venv ## the whole ansible-core matrix, 2.16 to 2.21 (tests/ci/matrix.sh; about an hour)
+	$(call run_script,tests/ci/matrix.sh)
 
 bench: venv collection ## benchmarks (tests/bench/run.sh)
 	$(call run_script,tests/bench/run.sh)
