@@ -490,6 +490,7 @@ def plan_fleet(hosts_gpus: t.Mapping[str, t.Sequence[t.Any]], demand: t.Any, gro
     ub = np.full(nvar, np.inf)
     integ = np.zeros(nvar)
     integ[:nx] = 1
+    integ[s0:s0 + len(items)] = 1     # integral, so fixing a stage at its optimum + 0.5 is exact
     integ[z0:] = 1
     for k, (hk, n, m) in enumerate(a_cols):
         ub[a0 + k] = m * len(hc_list[hk][1])
@@ -570,6 +571,12 @@ def plan_fleet(hosts_gpus: t.Mapping[str, t.Sequence[t.Any]], demand: t.Any, gro
         cons = [LinearConstraint(base, np.array(rlo), np.array(rhi))]
         if extra_rows:
             cons.append(LinearConstraint(np.vstack([r for r, _ in extra_rows]), -np.inf, np.array([b for _, b in extra_rows])))
+        if nstage == 0 and max_hosts_changed is not None:
+            forced_hosts = sorted({m[0] for cls in class_list if cls.forced_disabled and cls.candidates[0].kind == DISABLED
+                                   for m in cls.members})
+            if len(forced_hosts) > max_hosts_changed:
+                raise SpecError('max_hosts_changed', 'is %d, but keep_disabled alone changes %d hosts (%s)'
+                                % (max_hosts_changed, len(forced_hosts), ', '.join(forced_hosts[:20])))
         res = _solve(vec, cons, integ, bounds, time_limit)
         nstage += 1
         opt = float(vec @ np.round(res.x * (integ == 1)) + vec @ (res.x * (integ == 0)))
