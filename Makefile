@@ -145,6 +145,7 @@ endef
 
 role-tests: venv collection ## role tests (tests/roles/run.sh)
 	$(call run_script,tests/roles/run.sh)
+	$(call run_script,tests/roles/runtimes.sh)
 
 mig-role: venv collection ## the mig role and playbooks against the simulator, and the HTML report in Chromium
 	$(call run_script,tests/mig_role/run.sh)

@@ -93,3 +93,14 @@ roletest_summary() {
     for n in "${ROLETEST_FAILED_NAMES[@]}"; do echo "  failed: $n"; done
     ((ROLETEST_FAIL == 0))
 }
+
+# real_nvidia_ctk CACHE: prints the path of NVIDIA's real nvidia-ctk (v1.20.0): $NVIDIA_CTK, else built
+# (cached) by ../shared/tools/build-nvidia-ctk when ../shared exists; returns 1 when neither is there,
+# 2 when the build fails (a failure, not a reason to skip).
+real_nvidia_ctk() {
+    if [[ -n ${NVIDIA_CTK:-} ]]; then echo "$NVIDIA_CTK"; return 0; fi
+    local build=$ROLETEST_ROOT/../shared/tools/build-nvidia-ctk out
+    [[ -x $build ]] || return 1
+    out=$("$build" "$1/nvidia-ctk") || { echo "building the real nvidia-ctk failed" >&2; return 2; }
+    tail -1 <<<"$out"
+}

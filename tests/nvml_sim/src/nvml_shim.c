@@ -3,25 +3,115 @@
  * Simulated libnvidia-ml.so.1 for the gpuops.mig tests.
  *
  * Every exported NVML symbol is a thin trampoline into the Python engine
- * (tests/nvml_sim/migsim_engine.py), reached through the CPython C API of the
- * host interpreter: pynvml is Python, so an interpreter is always running.
- * libpython symbols are left unresolved and bind to that interpreter; only the
- * stable ABI (Py_LIMITED_API) is used so one build serves any Python 3.8+.
+ * (tests/nvml_sim/migsim_engine.py), reached through the CPython C API.
+ * The library links no libpython symbol: the C API functions it uses are looked
+ * up at the first NVML call. In a Python process (pynvml) they bind to the running
+ * interpreter. In any other process (a Go or C program such as nvidia-ctk that
+ * dlopens libnvidia-ml.so.1) the library loads libpython itself ($MIGSIM_LIBPYTHON,
+ * else the one it was built against, else libpython3.so), starts an embedded
+ * interpreter without signal handlers, and releases the GIL so that calls from any
+ * thread take it in turn. Only stable-ABI functions are used, so one build serves
+ * any Python 3.8+.
  */
-#define Py_LIMITED_API 0x03080000
 #define _GNU_SOURCE
-#include <Python.h>
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <libgen.h>
 #include <limits.h>
 
 #define EXPORT __attribute__((visibility("default")))
 #define NVML_ERROR_UNKNOWN 999
+#ifndef MIGSIM_LIBPYTHON
+#define MIGSIM_LIBPYTHON "libpython3.so"
+#endif
+
+typedef struct _object PyObject;
+typedef int PyGILState_STATE;
+
+/* The CPython C API functions the shim calls, resolved at run time. */
+static struct {
+    int (*IsInitialized)(void);
+    void (*InitializeEx)(int);
+    void *(*EvalSaveThread)(void);
+    PyGILState_STATE (*GILStateEnsure)(void);
+    void (*GILStateRelease)(PyGILState_STATE);
+    PyObject *(*ImportGetModuleDict)(void);
+    PyObject *(*ImportImportModule)(const char *);
+    PyObject *(*DictGetItemString)(PyObject *, const char *);
+    int (*DictSetItemString)(PyObject *, const char *, PyObject *);
+    int (*DictDelItemString)(PyObject *, const char *);
+    PyObject *(*ObjectGetAttrString)(PyObject *, const char *);
+    PyObject *(*ObjectCallMethod)(PyObject *, const char *, const char *, ...);
+    PyObject *(*ObjectCallFunction)(PyObject *, const char *, ...);
+    long (*LongAsLong)(PyObject *);
+    PyObject *(*ErrOccurred)(void);
+    void (*ErrPrint)(void);
+    void (*IncRef)(PyObject *);
+    void (*DecRef)(PyObject *);
+} py;
 
 static PyObject *dispatch_fn = NULL;
+static pthread_once_t py_once = PTHREAD_ONCE_INIT;
+static int py_ready = 0;
+
+#define XDECREF(o) do { if ((o) != NULL) py.DecRef(o); } while (0)
+
+static int resolve_python(void *lib)
+{
+#define SYM(field, name) if ((*(void **)&py.field = dlsym(lib, name)) == NULL) return -1
+    SYM(IsInitialized, "Py_IsInitialized");
+    SYM(InitializeEx, "Py_InitializeEx");
+    SYM(EvalSaveThread, "PyEval_SaveThread");
+    SYM(GILStateEnsure, "PyGILState_Ensure");
+    SYM(GILStateRelease, "PyGILState_Release");
+    SYM(ImportGetModuleDict, "PyImport_GetModuleDict");
+    SYM(ImportImportModule, "PyImport_ImportModule");
+    SYM(DictGetItemString, "PyDict_GetItemString");
+    SYM(DictSetItemString, "PyDict_SetItemString");
+    SYM(DictDelItemString, "PyDict_DelItemString");
+    SYM(ObjectGetAttrString, "PyObject_GetAttrString");
+    SYM(ObjectCallMethod, "PyObject_CallMethod");
+    SYM(ObjectCallFunction, "PyObject_CallFunction");
+    SYM(LongAsLong, "PyLong_AsLong");
+    SYM(ErrOccurred, "PyErr_Occurred");
+    SYM(ErrPrint, "PyErr_Print");
+    SYM(IncRef, "Py_IncRef");
+    SYM(DecRef, "Py_DecRef");
+#undef SYM
+    return 0;
+}
+
+/* Bind to the interpreter of this process, or start an embedded one. */
+static void start_python(void)
+{
+    const char *want = getenv("MIGSIM_LIBPYTHON");
+    void *lib;
+
+    if (resolve_python(RTLD_DEFAULT) == 0 && py.IsInitialized()) {
+        py_ready = 1;
+        return;
+    }
+    lib = dlopen(want != NULL && want[0] != '\0' ? want : MIGSIM_LIBPYTHON, RTLD_NOW | RTLD_GLOBAL);
+    if (lib == NULL && (want == NULL || want[0] == '\0'))
+        lib = dlopen("libpython3.so", RTLD_NOW | RTLD_GLOBAL);
+    if (lib == NULL) {
+        fprintf(stderr, "migsim: no Python interpreter in this process and libpython cannot be loaded: %s\n", dlerror());
+        return;
+    }
+    if (resolve_python(lib) != 0) {
+        fprintf(stderr, "migsim: the loaded libpython lacks a C API function the simulator needs\n");
+        return;
+    }
+    if (!py.IsInitialized()) {
+        py.InitializeEx(0); /* no signal handlers: the host program keeps its own */
+        py.EvalSaveThread(); /* release the GIL; every call takes it with PyGILState_Ensure */
+    }
+    py_ready = 1;
+}
 
 static int load_engine(void)
 {
@@ -43,38 +133,38 @@ static int load_engine(void)
         char *sim_dir = dirname(build_dir);
         snprintf(engine, sizeof(engine), "%s/migsim_engine.py", sim_dir);
     }
-    sysmods = PyImport_GetModuleDict();
-    mod = PyDict_GetItemString(sysmods, "_migsim_engine"); /* borrowed */
+    sysmods = py.ImportGetModuleDict();
+    mod = py.DictGetItemString(sysmods, "_migsim_engine"); /* borrowed */
     if (mod != NULL) {
-        Py_INCREF(mod);
+        py.IncRef(mod);
     } else {
-        util = PyImport_ImportModule("importlib.util");
+        util = py.ImportImportModule("importlib.util");
         if (util == NULL)
             goto fail;
-        spec = PyObject_CallMethod(util, "spec_from_file_location", "ss", "_migsim_engine", engine);
-        if (spec == NULL || spec == Py_None)
+        spec = py.ObjectCallMethod(util, "spec_from_file_location", "ss", "_migsim_engine", engine);
+        if (spec == NULL)
             goto fail;
-        mod = PyObject_CallMethod(util, "module_from_spec", "O", spec);
+        mod = py.ObjectCallMethod(util, "module_from_spec", "O", spec);
         if (mod == NULL)
             goto fail;
-        if (PyDict_SetItemString(sysmods, "_migsim_engine", mod) != 0)
+        if (py.DictSetItemString(sysmods, "_migsim_engine", mod) != 0)
             goto fail;
-        loader = PyObject_GetAttrString(spec, "loader");
+        loader = py.ObjectGetAttrString(spec, "loader");
         if (loader == NULL)
             goto fail;
-        res = PyObject_CallMethod(loader, "exec_module", "O", mod);
+        res = py.ObjectCallMethod(loader, "exec_module", "O", mod);
         if (res == NULL) {
-            PyDict_DelItemString(sysmods, "_migsim_engine");
+            py.DictDelItemString(sysmods, "_migsim_engine");
             goto fail;
         }
     }
-    dispatch_fn = PyObject_GetAttrString(mod, "dispatch");
+    dispatch_fn = py.ObjectGetAttrString(mod, "dispatch");
 fail:
-    Py_XDECREF(res);
-    Py_XDECREF(loader);
-    Py_XDECREF(spec);
-    Py_XDECREF(util);
-    Py_XDECREF(mod);
+    XDECREF(res);
+    XDECREF(loader);
+    XDECREF(spec);
+    XDECREF(util);
+    XDECREF(mod);
     return dispatch_fn == NULL ? -1 : 0;
 }
 
@@ -84,29 +174,30 @@ static int call_engine(const char *name, uint64_t a0, uint64_t a1, uint64_t a2, 
     PyObject *r;
     long rc = NVML_ERROR_UNKNOWN;
 
-    if (!Py_IsInitialized())
+    pthread_once(&py_once, start_python);
+    if (!py_ready || !py.IsInitialized())
         return NVML_ERROR_UNKNOWN;
-    g = PyGILState_Ensure();
+    g = py.GILStateEnsure();
     if (dispatch_fn == NULL && load_engine() != 0) {
-        if (PyErr_Occurred())
-            PyErr_Print();
+        if (py.ErrOccurred())
+            py.ErrPrint();
         fprintf(stderr, "migsim: cannot load the simulator engine\n");
-        PyGILState_Release(g);
+        py.GILStateRelease(g);
         return NVML_ERROR_UNKNOWN;
     }
-    r = PyObject_CallFunction(dispatch_fn, "sKKKKK", name, (unsigned long long)a0, (unsigned long long)a1,
+    r = py.ObjectCallFunction(dispatch_fn, "sKKKKK", name, (unsigned long long)a0, (unsigned long long)a1,
                               (unsigned long long)a2, (unsigned long long)a3, (unsigned long long)a4);
     if (r == NULL) {
-        PyErr_Print();
+        py.ErrPrint();
     } else {
-        rc = PyLong_AsLong(r);
-        if (rc == -1 && PyErr_Occurred()) {
-            PyErr_Print();
+        rc = py.LongAsLong(r);
+        if (rc == -1 && py.ErrOccurred()) {
+            py.ErrPrint();
             rc = NVML_ERROR_UNKNOWN;
         }
-        Py_DECREF(r);
+        py.DecRef(r);
     }
-    PyGILState_Release(g);
+    py.GILStateRelease(g);
     return (int)rc;
 }
 
