@@ -139,18 +139,3 @@ def find_owners(present: t.Iterable[str], node: t.Mapping[str, t.Any] | None = N
             'hami-device-plugin pod on the node, then run again' % node_name)))
     return owners
 
-
-def blocking_owners(owners: t.Iterable[Owner], override: t.Iterable[str]) -> list[Owner]:
-    """The owners the user did not explicitly accept (``override`` names owners, or ``all``)."""
-    accepted = {o.strip().lower() for o in override}
-    if 'all' in accepted:
-        return []
-    return [o for o in owners if o.name not in accepted]
-
-
-def refusal_message(owners: t.Sequence[Owner], host: str = '') -> str:
-    """One message naming every owner, what gave it away, and the way forward."""
-    parts = ['%s (%s): %s' % (o.name, '; '.join(o.evidence), o.way_forward) for o in owners]
-    return ('Refusing to change MIG on %s: another MIG owner manages these GPUs and would revert or destroy the '
-            'instances. %s. Nothing was changed. To manage MIG here anyway, set mig_owner_override to the owner '
-            'names you accept (%s).' % (host or 'this host', ' | '.join(parts), ', '.join(o.name for o in owners)))

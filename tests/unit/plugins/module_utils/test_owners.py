@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from ansible_collections.gpuops.mig.plugins.module_utils._owners import (
-    DRA_SOCKETS, MIG_PARTED_OVERRIDE, MIG_PARTED_UNIT_FILES, MIG_PARTED_WANTS, blocking_owners, find_owners, refusal_message,
+    DRA_SOCKETS, MIG_PARTED_OVERRIDE, MIG_PARTED_UNIT_FILES, MIG_PARTED_WANTS, find_owners,
 )
 
 
@@ -60,11 +60,3 @@ def test_hami_mig_mode_only():
     owners = find_owners([], node(annotations={'hami.io/node-nvidia-register': mig}))
     assert names(owners) == ['hami-dynamic-mig'] and 'GPU-b in mode mig' in owners[0].evidence[0]
 
-
-def test_override_and_message():
-    owners = find_owners([MIG_PARTED_WANTS[0], DRA_SOCKETS[0]])
-    assert names(blocking_owners(owners, ['dra-driver'])) == ['mig-parted-service']
-    assert blocking_owners(owners, ['ALL']) == []
-    msg = refusal_message(owners, 'gpu-1')
-    assert msg.startswith('Refusing to change MIG on gpu-1') and 'mig-parted-service' in msg and 'dra-driver' in msg
-    assert 'mig_owner_override' in msg and 'Nothing was changed' in msg
