@@ -32,7 +32,7 @@ options:
     default: [all]
   other_owners:
     description:
-      - Look for other MIG owners on the host and return them in RV(mig_owners): C(nvidia-mig-manager.service)
+      - Look for other MIG owners on the host and return them in RV(mig_owners). Looked for are C(nvidia-mig-manager.service)
         (mig-parted) enabled, the kubelet plugin socket of NVIDIA's DRA driver (C(gpu.nvidia.com)), and, from
         O(kubernetes_node) and O(kubernetes_pods), the GPU Operator's mig-manager (node label
         C(nvidia.com/mig.config), its pod) and HAMi's dynamic MIG (node annotation C(hami.io/node-nvidia-register)
