@@ -84,4 +84,3 @@ def expected_resources(gpus: t.Sequence[t.Mapping[str, t.Any]], strategy: str) -
         raise StrategyError('the single MIG strategy needs one MIG device type on the node; found %s (use the mixed strategy)'
                             % ', '.join('%s on GPU(s) %s' % (k, ','.join(map(str, sorted(set(v))))) for k, v in sorted(kinds.items())))
     return {GPU_RESOURCE: count}
-

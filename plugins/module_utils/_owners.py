@@ -138,4 +138,3 @@ def find_owners(present: t.Iterable[str], node: t.Mapping[str, t.Any] | None = N
             "HAMi, or set this node's operatingmode to hami-core in the hami-device-plugin ConfigMap, restart the "
             'hami-device-plugin pod on the node, then run again' % node_name)))
     return owners
-

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # Copyright (c) 2026 gpuops.mig contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -155,7 +155,7 @@ def respawn(pod: dict[str, Any], reads_at_delete: int) -> None:
     """DaemonSet controller + the new device plugin's registration with kubelet."""
     time.sleep(ARGS.respawn_delay)
     node = pod['spec'].get('nodeName', '')
-    for _ in range(600):
+    for dummy in range(600):
         if NODE_READS.get(node, 0) > reads_at_delete:
             break
         time.sleep(0.1)
@@ -268,7 +268,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     p.add_argument('--state', required=True, help='JSON: {"nodes": {name: Node}, "pods": [Pod]}')
     p.add_argument('--port-file', required=True)
     p.add_argument('--log', required=True)

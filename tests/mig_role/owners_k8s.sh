@@ -24,7 +24,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpuops-mig-k8s.XXXXXX")
 KEEP=${KEEP:-0}
 APIPID=
 cleanup() {
-  [ -n "$APIPID" ] && kill "$APIPID" 2>/dev/null || true
+  if [ -n "$APIPID" ]; then kill "$APIPID" 2>/dev/null || true; fi
   if [ "$KEEP" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -50,15 +50,15 @@ export ANSIBLE_HOST_KEY_CHECKING=0 ANSIBLE_DEPRECATION_WARNINGS=0
 eval "$("$MIGSIM" env "$WORK/probe.json")"
 SIMLIB=$LD_LIBRARY_PATH
 unset MIGSIM_STATE
-MUTATING='nvmlDeviceSetMigMode nvmlDeviceCreateGpuInstance nvmlDeviceCreateGpuInstanceWithPlacement nvmlGpuInstanceDestroy
-          nvmlGpuInstanceCreateComputeInstance nvmlGpuInstanceCreateComputeInstanceWithPlacement nvmlComputeInstanceDestroy'
+MUTATING=(nvmlDeviceSetMigMode nvmlDeviceCreateGpuInstance nvmlDeviceCreateGpuInstanceWithPlacement nvmlGpuInstanceDestroy
+          nvmlGpuInstanceCreateComputeInstance nvmlGpuInstanceCreateComputeInstanceWithPlacement nvmlComputeInstanceDestroy)
 mutations() { # mutations STATE -> number of mutating NVML calls since the counters were cleared
-  "$MIGSIM" calls "$1" | "$PY" -c 'import json,sys; c=json.load(sys.stdin); print(sum(c.get(n, 0) for n in sys.argv[1:]))' $MUTATING
+  "$MIGSIM" calls "$1" | "$PY" -c 'import json,sys; c=json.load(sys.stdin); print(sum(c.get(n, 0) for n in sys.argv[1:]))' "${MUTATING[@]}"
 }
 
 # ---------------------------------------------------------------- simulated hosts
 HOSTS="k8s1 k8s2 owned operated pt stuck"
-for h in k8s1; do "$MIGSIM" init "$WORK/$h.json" --gpus h100-80gb:2; done
+"$MIGSIM" init "$WORK/k8s1.json" --gpus h100-80gb:2
 for h in k8s2 owned operated; do "$MIGSIM" init "$WORK/$h.json" --gpus h100-80gb:1; done
 for h in pt stuck; do
   "$MIGSIM" init "$WORK/$h.json" --gpus a100-40gb:1
@@ -202,7 +202,7 @@ rc=0; play "$WORK/run1.log" || rc=$?
 [ "$rc" != 0 ] || die "run 1 succeeded although k8s2, owned, operated and stuck must fail"
 
 # k8s1: restarted exactly this node's device plugin, GFD, dcgm-exporter and the site-listed pods.
-set -- $(recap "$WORK/run1.log" k8s1)
+read -r -a r <<< "$(recap "$WORK/run1.log" k8s1)"; set -- "${r[@]}"
 [ "${3:-1}" = 0 ] || { tail -n 60 "$WORK/run1.log"; die "k8s1 failed in run 1"; }
 deleted=$(sed -n 's#^DELETE /api/v1/namespaces/\([^/]*\)/pods/\(.*\)#\1/\2#p' "$WORK/api.log" | LC_ALL=C sort | tr '\n' ' ')
 [ "$deleted" = "gpu-operator/gpu-feature-discovery-k1bbb gpu-operator/nvidia-dcgm-exporter-k1ccc gpu-operator/nvidia-device-plugin-daemonset-k1aaa monitoring/site-gpu-agent-k1eee " ] \
@@ -246,7 +246,7 @@ done
 ok "owned/operated: refused naming mig-parted-service, dra-driver, gpu-operator-mig-manager, hami-dynamic-mig and the way forward; 0 mutating NVML calls"
 
 # pt: passthrough -> no reset attempt, one reboot, layout applied.
-set -- $(recap "$WORK/run1.log" pt)
+read -r -a r <<< "$(recap "$WORK/run1.log" pt)"; set -- "${r[@]}"
 [ "${3:-1}" = 0 ] || die "pt failed in run 1: $(failed_msg "$WORK/run1.log" pt)"
 [ ! -s "$WORK/pt.nvidia-smi.log" ] || ! grep -q -- "--gpu-reset" "$WORK/pt.nvidia-smi.log" || die "pt: a GPU reset was attempted on a passthrough GPU"
 [ "$(reboots pt)" = 1 ] || die "pt: $(reboots pt) reboots in run 1 (want 1)"
@@ -265,14 +265,14 @@ echo "mig_owner_override: [mig-parted-service, dra-driver]" >> "$WORK/inv/host_v
 for h in $HOSTS; do "$MIGSIM" calls "$WORK/$h.json" --clear > /dev/null; done
 : > "$WORK/api.log"
 rc=0; play "$WORK/run2.log" --limit k8s1,owned,pt,stuck || rc=$?
-set -- $(recap "$WORK/run2.log" owned)
+read -r -a r <<< "$(recap "$WORK/run2.log" owned)"; set -- "${r[@]}"
 { [ "${3:-1}" = 0 ] && [ "${2:-0}" -gt 0 ]; } || die "owned with mig_owner_override: $(failed_msg "$WORK/run2.log" owned)"
 grep -q "Other MIG owner(s) accepted by mig_owner_override: mig-parted-service, dra-driver; continuing" "$WORK/run2.log" \
   || die "owned: the accepted owners are not reported"
 [ "$(mutations "$WORK/owned.json")" -gt 0 ] || die "owned: nothing changed with the override"
 ok "owned: mig_owner_override=[mig-parted-service, dra-driver] -> applied, the accepted owners reported"
 
-set -- $(recap "$WORK/run2.log" pt)
+read -r -a r <<< "$(recap "$WORK/run2.log" pt)"; set -- "${r[@]}"
 { [ "${2:-1}" = 0 ] && [ "${3:-1}" = 0 ]; } || die "pt re-run: $(recap "$WORK/run2.log" pt)"
 [ "$(reboots pt)" = 1 ] || die "pt: the re-run rebooted again ($(reboots pt) reboots)"
 ok "pt: re-run changed=0, no second reboot"
@@ -284,7 +284,7 @@ case "$(failed_msg "$WORK/run2.log" stuck)" in
 [ "$(mutations "$WORK/stuck.json")" = 0 ] || die "stuck: the re-run made $(mutations "$WORK/stuck.json") mutating NVML calls"
 ok "stuck: re-run stops before any change (0 mutating NVML calls), no second reboot, names the hypervisor reset"
 
-set -- $(recap "$WORK/run2.log" k8s1)
+read -r -a r <<< "$(recap "$WORK/run2.log" k8s1)"; set -- "${r[@]}"
 { [ "${2:-1}" = 0 ] && [ "${3:-1}" = 0 ]; } || die "k8s1 re-run: $(recap "$WORK/run2.log" k8s1)"
 ! grep -q "^DELETE " "$WORK/api.log" || die "k8s1 re-run restarted pods although the layout matched"
 ok "k8s1: re-run changed=0, no pod restarted"

@@ -59,4 +59,3 @@ def test_hami_mig_mode_only():
     mig = json.dumps([{'id': 'GPU-a', 'mode': 'hami-core'}, {'id': 'GPU-b', 'mode': 'mig'}])
     owners = find_owners([], node(annotations={'hami.io/node-nvidia-register': mig}))
     assert names(owners) == ['hami-dynamic-mig'] and 'GPU-b in mode mig' in owners[0].evidence[0]
-
