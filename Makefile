@@ -150,6 +150,7 @@ role-tests: venv collection ## role tests (tests/roles/run.sh)
 mig-role: venv collection ## the mig role and playbooks against the simulator, and the HTML report in Chromium
 	$(call run_script,tests/mig_role/run.sh)
 	$(call run_script,tests/mig_role/config_file.sh)
+	$(call run_script,tests/mig_role/owners_k8s.sh)
 	$(call run_script,tests/mig_role/report.sh)
 
 reliability: venv collection ## reliability tests; figures to build/reliability.md (RELIABILITY_REPORT=docs/reliability.md updates the docs)

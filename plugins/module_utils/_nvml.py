@@ -51,6 +51,9 @@ _CI_PROFILE_INDEX_LIMIT = 16
 _MAX_PLACEMENTS = 64
 _MAX_INSTANCES = 64
 _NOT_MIG = 0xFFFFFFFF
+# nvmlGpuVirtualizationMode_t (nvml.h). PASSTHROUGH: the GPU is passed through to this VM, whose
+# guest cannot reset it (a pending MIG mode change needs a reboot of the VM).
+VIRTUALIZATION_MODES = {0: 'none', 1: 'passthrough', 2: 'vgpu', 3: 'host_vgpu', 4: 'host_vsga'}
 
 
 class NvmlUnavailable(MigError):
@@ -358,6 +361,11 @@ class NvmlAdapter:
         attributed = {k[0] for k in found if k[1] is not None}
         return sorted((p for k, p in found.items() if k[1] is not None or k[0] not in attributed),
                       key=lambda p: (p.pid, -1 if p.gi is None else p.gi, -1 if p.ci is None else p.ci))
+
+    def virtualization_mode(self, index: int) -> str | None:
+        """NVML's virtualization mode of the GPU (``none``, ``passthrough``, ...); None when NVML cannot say."""
+        mode = self._try('nvmlDeviceGetVirtualizationMode', self._handle(index))
+        return None if mode is None else VIRTUALIZATION_MODES.get(int(mode), 'unknown_%d' % int(mode))
 
     # -- mutations ---------------------------------------------------------------------------
 

@@ -30,6 +30,38 @@ options:
     type: list
     elements: str
     default: [all]
+  other_owners:
+    description:
+      - Look for other MIG owners on the host and return them in RV(mig_owners). Looked for are C(nvidia-mig-manager.service)
+        (mig-parted) enabled, the kubelet plugin socket of NVIDIA's DRA driver (C(gpu.nvidia.com)), and, from
+        O(kubernetes_node) and O(kubernetes_pods), the GPU Operator's mig-manager (node label
+        C(nvidia.com/mig.config), its pod) and HAMi's dynamic MIG (node annotation C(hami.io/node-nvidia-register)
+        with a GPU in mode C(mig)).
+      - Reads a few paths and makes no NVML call for it.
+    type: bool
+    default: true
+  host_root:
+    description: Directory the host paths of O(other_owners) are looked up under (V(/) on a host; a container's view of the host otherwise).
+    type: path
+    default: /
+  kubernetes_node:
+    description:
+      - The Kubernetes Node object of this host, as C(kubectl get node NAME -o json) prints it. Used by O(other_owners).
+    type: dict
+  kubernetes_pods:
+    description:
+      - The pods on this node (the C(items) of C(kubectl get pods -A --field-selector spec.nodeName=NAME -o json)).
+        Used by O(other_owners).
+    type: list
+    elements: dict
+  kubernetes_mig_strategy:
+    description:
+      - Return in RV(kubernetes_resources) the extended resources the NVIDIA device plugin advertises for the current
+        layout of all GPUs of the host with this MIG strategy (C(migStrategy) of the plugin).
+      - V(single) fails when the layout cannot be advertised that way (MIG on some GPUs only, more than one MIG
+        device type, a MIG-enabled GPU without MIG devices), as the plugin itself would.
+    type: str
+    choices: [mixed, single]
 requirements:
   - nvidia-ml-py (imported as C(pynvml)) on the managed node
   - an NVIDIA driver; MIG needs a MIG-capable GPU (A100, A30, H100, H200, B200, RTX PRO 6000 Blackwell, ...)
@@ -140,24 +172,74 @@ gpus:
       description: Text rows showing which placement slots each GPU instance holds.
       type: list
       elements: str
+    virtualization_mode:
+      description:
+        - NVML's virtualization mode (C(nvmlDeviceGetVirtualizationMode)) - V(none) (bare metal), V(passthrough) (the GPU
+          is passed through to this VM, which cannot reset it), V(vgpu), V(host_vgpu), V(host_vsga); null when NVML
+          cannot say.
+      type: str
+      sample: none
+mig_owners:
+  description:
+    - Other MIG owners found (O(other_owners)), each with C(name) (V(gpu-operator-mig-manager), V(mig-parted-service),
+      V(dra-driver), V(hami-dynamic-mig)), C(evidence) (what gave it away) and C(way_forward).
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - name: mig-parted-service
+      evidence: ['enabled: /etc/systemd/system/multi-user.target.wants/nvidia-mig-manager.service']
+      way_forward: nvidia-mig-manager.service (mig-parted) re-applies its own selected config at every boot ...
+kubernetes_resources:
+  description: Extended resource name to count, as the device plugin advertises the current layout (O(kubernetes_mig_strategy)).
+  returned: when O(kubernetes_mig_strategy) is set
+  type: dict
+  sample: {nvidia.com/mig-1g.10gb: 7, nvidia.com/mig-3g.40gb: 1}
 """
+
+import os
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpuops.mig.plugins.module_utils._module import nvml_session, select_gpus_or_fail
 from ansible_collections.gpuops.mig.plugins.module_utils._render import gpu_report
+from ansible_collections.gpuops.mig.plugins.module_utils._kubernetes import StrategyError, expected_resources
+from ansible_collections.gpuops.mig.plugins.module_utils._owners import HOST_PATHS, find_owners
+
+
+def present_paths(root: str) -> list[str]:
+    """The owner evidence paths (host-absolute) that exist under ``root``; sockets and dangling links count."""
+    return [p for p in HOST_PATHS if os.path.lexists(os.path.join(root, p.lstrip('/')))]
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={'gpus': {'type': 'list', 'elements': 'str', 'default': ['all']}},
+        argument_spec={
+            'gpus': {'type': 'list', 'elements': 'str', 'default': ['all']},
+            'other_owners': {'type': 'bool', 'default': True},
+            'host_root': {'type': 'path', 'default': '/'},
+            'kubernetes_node': {'type': 'dict'},
+            'kubernetes_pods': {'type': 'list', 'elements': 'dict'},
+            'kubernetes_mig_strategy': {'type': 'str', 'choices': ['mixed', 'single']},
+        },
         supports_check_mode=True,
     )
+    p = module.params
     with nvml_session(module) as nvml:
         info = nvml.system_info()
         gpus = nvml.read_gpus()
-    selected = select_gpus_or_fail(module, gpus, module.params['gpus'], 'gpus')
-    module.exit_json(changed=False, gpus=[gpu_report(g) for g in selected], **info)
+        modes = {g.index: nvml.virtualization_mode(g.index) for g in gpus}
+    selected = select_gpus_or_fail(module, gpus, p['gpus'], 'gpus')
+    result = dict(info, changed=False, gpus=[dict(gpu_report(g), virtualization_mode=modes[g.index]) for g in selected])
+    if p['other_owners']:
+        result['mig_owners'] = [o.to_dict() for o in find_owners(present_paths(p['host_root']), p['kubernetes_node'],
+                                                                 p['kubernetes_pods'])]
+    if p['kubernetes_mig_strategy']:
+        try:
+            result['kubernetes_resources'] = expected_resources([gpu_report(g) for g in gpus], p['kubernetes_mig_strategy'])
+        except StrategyError as exc:
+            module.fail_json(msg='kubernetes_mig_strategy: %s' % exc, field='kubernetes_mig_strategy', **result)
+    module.exit_json(**result)
 
 
 if __name__ == '__main__':

@@ -391,6 +391,15 @@ def mig_devices(gpu: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any
     return out
 
 
+# NVML_GPU_VIRTUALIZATION_MODE_* values (nvml.h).
+VIRTUALIZATION_MODES = {'none': 0, 'passthrough': 1, 'vgpu': 2, 'host-vgpu': 3, 'host-vsga': 4}
+
+
+def resettable(gpu: dict[str, Any]) -> bool:
+    """A GPU passed through to a VM cannot be reset from inside it (`nvidia-smi --gpu-reset`: not supported)."""
+    return bool(gpu.get('resettable', True)) and gpu.get('virtualization_mode', 0) != VIRTUALIZATION_MODES['passthrough']
+
+
 def reset_gpu(state: dict[str, Any], gpu: dict[str, Any], reboot: bool = False) -> None:
     """GPU reset / reboot: instances and processes vanish; pending mode becomes current; Hopper+ loses MIG on reboot."""
     gpu['gpu_instances'] = []
@@ -424,6 +433,7 @@ def show(state: dict[str, Any]) -> dict[str, Any]:
         gpus.append({'index': gpu['index'], 'model': gpu['model'], 'name': model['name'], 'uuid': gpu['uuid'],
                      'pci_bus_id': gpu['pci_bus_id'], 'mig_capable': bool(model.get('mig_capable')),
                      'mig_mode': {'current': onoff[gpu['mig_current']], 'pending': onoff[gpu['mig_pending']]},
-                     'resettable': gpu.get('resettable', True), 'gpu_instances': gis,
+                     'resettable': gpu.get('resettable', True),
+                     'virtualization_mode': gpu.get('virtualization_mode', 0), 'gpu_instances': gis,
                      'processes': [dict(p) for p in gpu['processes']]})
     return {'driver': state['driver'], 'driver_loaded': state['driver_loaded'], 'root': state['root'], 'gpus': gpus}

@@ -448,6 +448,13 @@ def nvmlDeviceGetNumGpuCores(c: Ctx, h: int, p: int) -> int:
     return 0
 
 
+def nvmlDeviceGetVirtualizationMode(c: Ctx, h: int, p: int) -> int:
+    """NVML_GPU_VIRTUALIZATION_MODE_*: 0 none (bare metal), 1 passthrough (VM), 2 vGPU guest, 3 host vGPU, 4 host vSGA."""
+    kind, gpu, model, gi, ci = c.device(h, allow_mig=False)
+    put_uint(p, gpu.get('virtualization_mode', 0))
+    return 0
+
+
 def nvmlDeviceGetAttributes_v2(c: Ctx, h: int, p: int) -> int:
     kind, gpu, model, gi, ci = c.device(h)
     if kind != core.KIND_MIG:
@@ -552,7 +559,7 @@ def nvmlDeviceSetMigMode(c: Ctx, h: int, mode: int, p_status: int) -> int:
             status = c.pending_fault
         elif gpu['processes']:
             status = E['IN_USE']
-        elif model.get('mig_mode_change_needs_reset') and not gpu.get('resettable', True):
+        elif model.get('mig_mode_change_needs_reset') and not core.resettable(gpu):
             status = E['RESET_REQUIRED']
         else:
             gpu['mig_current'] = mode
