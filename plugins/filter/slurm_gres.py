@@ -25,9 +25,14 @@ options:
     description:
       - V(attributes) (Slurm 21.08 to 23.02.5) names a MIG device C(<gpu>_<gpuInstanceSliceCount>g.<round(memorySizeMB/1024)>gb)
         from its NVML attributes; V(profile) (Slurm 23.02.6 and later) takes the profile of its NVML name.
+      - V(auto) picks the rule of O(slurm_version).
     type: str
-    choices: [attributes, profile]
+    choices: [auto, attributes, profile]
     default: attributes
+  slurm_version:
+    description: Output of C(slurmd -V) (for example C(slurm 22.05.8)), read when O(rule=auto).
+    type: str
+    default: ""
   mig_minors:
     description: Text of C(/proc/driver/nvidia-caps/mig-minors); needed for the device files of MIG devices.
     type: str
@@ -52,7 +57,7 @@ RETURN = r"""
 _value:
   description:
     - C(devices) (per MIG device or non-MIG GPU C(type), C(files), C(gpu), C(gpu_instance), C(compute_instance),
-      C(mig_uuid)), C(counts) (type to count) and C(gres) (C(gpu:<type>:<n>,...)).
+      C(mig_uuid)), C(counts) (type to count), C(gres) (C(gpu:<type>:<n>,...)) and C(rule) (the rule used).
   type: dict
 """
 
@@ -64,9 +69,10 @@ from ansible_collections.gpuops.mig.plugins.module_utils._slurm import SlurmGres
 
 
 def slurm_gres(gpus: t.Sequence[t.Mapping[str, t.Any]], rule: str = 'attributes', mig_minors: str = '',
-               gpu_minors: t.Mapping[str, int] | None = None, need_files: bool = True) -> dict[str, t.Any]:
+               gpu_minors: t.Mapping[str, int] | None = None, need_files: bool = True,
+               slurm_version: str = '') -> dict[str, t.Any]:
     try:
-        return node_gres(gpus, rule, mig_minors, gpu_minors or {}, need_files)
+        return node_gres(gpus, rule, mig_minors, gpu_minors or {}, need_files, slurm_version)
     except (SlurmGresError, KeyError, TypeError, ValueError) as exc:
         raise AnsibleFilterError('slurm_gres: %s' % exc) from exc
 

@@ -89,16 +89,6 @@ def parse_mig_minors(text: str) -> dict[tuple[int, int, int | None], int]:
     return minors
 
 
-def parse_gpu_minors(texts: t.Mapping[str, str]) -> dict[str, int]:
-    """{PCI bus id: ``/proc/driver/nvidia/gpus/<bus id>/information`` text} -> {normalised bus id: Device Minor}."""
-    out = {}
-    for bus_id, text in texts.items():
-        m = re.search(r'^Device Minor:\s*(\d+)', text, re.MULTILINE)
-        if m:
-            out[normalise_bus_id(bus_id)] = int(m.group(1))
-    return out
-
-
 def normalise_bus_id(bus_id: str) -> str:
     """NVML's ``00000000:10:00.0`` and procfs' ``0000:10:00.0`` as ``0000:10:00.0`` (lower case)."""
     domain, _, rest = bus_id.lower().partition(':')
@@ -113,20 +103,24 @@ def _profile(gpu: t.Mapping[str, t.Any], profile_id: int, field: str) -> t.Mappi
 
 
 def node_gres(gpus: t.Sequence[t.Mapping[str, t.Any]], rule: str, mig_minors: str = '',
-              gpu_minors: t.Mapping[str, int] | None = None, need_files: bool = True) -> dict[str, t.Any]:
+              gpu_minors: t.Mapping[str, int] | None = None, need_files: bool = True,
+              slurm_version: str = '') -> dict[str, t.Any]:
     """GRES records of one node from mig_info/mig_layout ``gpus``.
 
     Returns ``devices`` (one per MIG device or non-MIG GPU: ``type``, ``files``, ``gpu``, ``gpu_instance``,
     ``compute_instance``, ``mig_uuid``), ``counts`` (type -> count, in device order) and ``gres`` (the
-    slurm.conf value, ``gpu:<type>:<n>,...``).
+    slurm.conf value, ``gpu:<type>:<n>,...``) and ``rule``. Rule ``auto`` picks the rule of ``slurm_version``.
     """
+    if rule == 'auto':
+        rule = rule_for_version(slurm_version)
     if rule not in RULES:
         raise SlurmGresError('mig_slurm_type_rule: %r is not one of %s' % (rule, ', '.join(RULES)))
     caps = parse_mig_minors(mig_minors)
+    by_bus = {normalise_bus_id(bus): int(minor) for bus, minor in (gpu_minors or {}).items()}
     devices: list[dict[str, t.Any]] = []
     for gpu in gpus:
         index = int(gpu['index'])
-        minor = (gpu_minors or {}).get(normalise_bus_id(gpu.get('pci_bus_id') or '0:0'), index)
+        minor = by_bus.get(normalise_bus_id(gpu.get('pci_bus_id') or '0:0'), index)
         parent = '/dev/nvidia%d' % minor
         mig_on = (gpu.get('mig_mode') or {}).get('current') == 'enabled'
         if not mig_on:
@@ -157,15 +151,6 @@ def node_gres(gpus: t.Sequence[t.Mapping[str, t.Any]], rule: str, mig_minors: st
     counts: dict[str, int] = {}
     for dev in devices:
         counts[dev['type']] = counts.get(dev['type'], 0) + 1
-    return {'devices': devices, 'counts': counts,
+    return {'devices': devices, 'counts': counts, 'rule': rule,
             'gres': ','.join('gpu:%s:%d' % (name, n) for name, n in counts.items())}
 
-
-def node_line(line: str, gres: str) -> str:
-    """A slurm.conf ``NodeName=`` line with its ``Gres=`` set to ``gres`` (added when absent, removed when empty)."""
-    body, hash_, comment = line.partition('#')
-    tokens = body.split()
-    kept = [tok for tok in tokens if not tok.lower().startswith('gres=')]
-    if gres:
-        kept.append('Gres=%s' % gres)
-    return ' '.join(kept) + ((' #' + comment) if hash_ else '')

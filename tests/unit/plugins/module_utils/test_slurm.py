@@ -18,7 +18,7 @@ import pathlib
 import pytest
 
 from ansible_collections.gpuops.mig.plugins.module_utils._slurm import (
-    SlurmGresError, gpu_type, mig_type, node_gres, node_line, parse_mig_minors, rule_for_version,
+    SlurmGresError, gpu_type, mig_type, node_gres, parse_mig_minors, rule_for_version,
 )
 
 TESTS = pathlib.Path(__file__).resolve().parents[3]
@@ -176,7 +176,7 @@ def test_node_gres_files_and_counts() -> None:
     ]
     gpus = [_gpu(0, 'NVIDIA H100 80GB HBM3', [], []), _gpu(1, 'NVIDIA H100 80GB HBM3', gis, profiles),
             _gpu(2, 'NVIDIA L40S', [], [], mig=False)]
-    out = node_gres(gpus, 'attributes', _minors(2), {'0000:11:00.0': 1})
+    out = node_gres(gpus, 'attributes', _minors(2), {'0000:11:00.0': 1, '00000000:12:00.0': 2})
     assert out['gres'] == 'gpu:nvidia_h100_80gb_hbm3_1g.10gb:1,gpu:nvidia_h100_80gb_hbm3_3g.40gb:2,gpu:nvidia_l40s:1'
     first = out['devices'][0]
     base = 3 + 135  # gpu1
@@ -198,7 +198,11 @@ def test_node_gres_missing_minor_names_the_file() -> None:
         == 'gpu:nvidia_h100_80gb_hbm3_1g.10gb:1'
 
 
-def test_node_line() -> None:
-    assert node_line('NodeName=n1 CPUs=2 Gres=gpu:old:1 State=UNKNOWN', 'gpu:a:2') == 'NodeName=n1 CPUs=2 State=UNKNOWN Gres=gpu:a:2'
-    assert node_line('NodeName=n1 CPUs=2 # rack 4', 'gpu:a:1') == 'NodeName=n1 CPUs=2 Gres=gpu:a:1 # rack 4'
-    assert node_line('NodeName=n1 gres=gpu:x:1', '') == 'NodeName=n1'
+
+def test_node_gres_auto_rule_follows_the_slurm_version() -> None:
+    profiles = [{'id': 19, 'slices': 1, 'memory_mib': 16384}]
+    gis = [{'id': 7, 'profile_id': 19, 'placement': {'start': 0, 'size': 1}, 'compute_instances': [
+        {'id': 0, 'profile': '1g.18gb', 'placement': {'start': 0, 'size': 1}}]}]
+    gpus = [_gpu(0, 'NVIDIA H200', gis, profiles)]
+    assert node_gres(gpus, 'auto', need_files=False, slurm_version='slurm 22.05.8')['gres'] == 'gpu:nvidia_h200_1g.16gb:1'
+    assert node_gres(gpus, 'auto', need_files=False, slurm_version='slurm 24.11.3')['gres'] == 'gpu:nvidia_h200_1g.18gb:1'
