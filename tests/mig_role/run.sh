@@ -89,7 +89,10 @@ mig_boot_service_enable: false
 mig_boot_python: "$PY"
 mig_cdi_output: "$WORK/{{ inventory_hostname }}/cdi/nvidia.yaml"
 mig_slurm_gres: true
-mig_slurm_gres_path: "$WORK/{{ inventory_hostname }}/slurm/gres.d/gpuops-mig.conf"
+mig_slurm_conf_dir: "$WORK/{{ inventory_hostname }}/slurm"
+mig_slurm_gres_autodetect: true
+mig_slurm_type_rule: attributes
+mig_slurm_restart: false
 YAML
 cat > "$WORK/inv/host_vars/hopper-layout.yml" <<'YAML'
 YAML
@@ -188,10 +191,10 @@ assert len(m['gpus']) == 2
 PY
 ok "device map: one entry per MIG device with GPU/GI/CI/profile/placement/MIG UUID, root 0644 in a 0755 dir"
 
-grep -q "^NodeName=hopper AutoDetect=nvml" "$WORK/hopper/slurm/gres.d/gpuops-mig.conf" || die "gres.conf fragment"
+grep -q "^NodeName=hopper AutoDetect=nvml" "$WORK/hopper/slurm/gres.conf" || die "gres.conf block"
 grep -q "Gres=gpu:nvidia_h100_80gb_hbm3_1g.10gb:9,gpu:nvidia_h100_80gb_hbm3_3g.40gb:1,gpu:nvidia_h100_80gb_hbm3_2g.20gb:1\|Gres=gpu:nvidia_h100_80gb_hbm3_1g.10gb:9" \
-  "$WORK/hopper/slurm/gres.d/gpuops-mig.conf" || die "slurm Gres string: $(grep Gres= "$WORK/hopper/slurm/gres.d/gpuops-mig.conf")"
-ok "Slurm gres.conf fragment (AutoDetect=nvml + slurm.conf Gres= string)"
+  "$WORK/hopper/slurm/gres.conf" || die "slurm Gres string: $(grep Gres= "$WORK/hopper/slurm/gres.conf")"
+ok "Slurm gres.conf block beside slurm.conf (AutoDetect=nvml + slurm.conf Gres= string)"
 
 unit=$WORK/hopper/systemd/gpuops-mig.service
 for want in "Type=oneshot" "RemainAfterExit=yes" "TimeoutStartSec=600" "WantedBy=multi-user.target" \

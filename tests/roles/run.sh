@@ -9,7 +9,7 @@
 #                            (default: a fresh copy of this checkout under a temp dir)
 #   ROLETEST_CACHE           cache for the debootstrap rootfs (default /var/tmp/gpuops-roletest)
 #   ROLETEST_MIRROR          Debian mirror for debootstrap (default: the one apt on this host uses)
-#   ROLETEST_TIERS           tiers to run (default "chroot nspawn mig preflight")
+#   ROLETEST_TIERS           tiers to run (default "chroot nspawn mig preflight slurm")
 #   ROLETEST_KEEP            keep the temp dir (rootfs copies, logs)
 # Needs root, debootstrap, dpkg-deb, dpkg-scanpackages, gpg, python3; systemd-nspawn and
 # nsenter for the nspawn tier.
@@ -19,7 +19,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 HERE=$ROLETEST_HERE
 CACHE=${ROLETEST_CACHE:-/var/tmp/gpuops-roletest}
-TIERS=${ROLETEST_TIERS:-chroot nspawn mig preflight}
+TIERS=${ROLETEST_TIERS:-chroot nspawn mig preflight slurm}
 SUITE=bookworm
 VERSIONS=(1.19.0-1 1.20.0-1)
 PACKAGES=(nvidia-container-toolkit nvidia-container-toolkit-base libnvidia-container-tools libnvidia-container1)
@@ -563,6 +563,7 @@ main() {
                 log "== preflight tier (tests/roles/preflight.sh)"
                 if ROLETEST_NESTED=1 "$HERE/preflight.sh"; then pass "preflight.sh"; else fail "preflight.sh (see its output above)"; fi
                 ;;
+            slurm) if ROLETEST_NESTED=1 "$HERE/slurm.sh"; then pass "slurm.sh"; else fail "slurm.sh (see its output above)"; fi ;;
             *) echo "unknown tier $t" >&2; exit 2 ;;
         esac
         log "tier $t took $((SECONDS - ts))s"
@@ -571,4 +572,5 @@ main() {
     roletest_summary
 }
 
-main "$@"
+# Sourced by tests/roles/slurm.sh for its helpers: run only when executed.
+[[ ${BASH_SOURCE[0]} != "$0" ]] || main "$@"
