@@ -209,6 +209,48 @@ class Gpu:
         }
 
 
+def gpu_from_dict(data: t.Mapping[str, t.Any]) -> Gpu:
+    """Inverse of :meth:`Gpu.to_dict` (the fleet planner reads GPUs from saved ``mig_info`` facts)."""
+
+    def placement(d: t.Mapping[str, t.Any]) -> Placement:
+        return Placement(int(d['start']), int(d['size']))
+
+    profiles = tuple(
+        GpuInstanceProfile(
+            id=p['id'], index=p['index'], name=p['name'], slice_count=p['slices'],
+            instance_count=p['max_instances'], memory_mib=p['memory_mib'],
+            multiprocessors=p['multiprocessors'], copy_engines=p['copy_engines'],
+            decoders=p['decoders'], encoders=p['encoders'], jpeg_decoders=p['jpeg_decoders'],
+            ofa_engines=p['ofa_engines'], placements=tuple(placement(x) for x in p['placements']),
+            remaining=p.get('remaining', 0),
+            compute_profiles=tuple(
+                ComputeInstanceProfile(
+                    id=c['id'], name=c['name'], slice_count=c['slices'], instance_count=c['max_instances'],
+                    multiprocessors=c['multiprocessors'], placements=tuple(placement(x) for x in c.get('placements', ())))
+                for c in p.get('compute_instance_profiles', ())),
+        )
+        for p in data.get('profiles', ()))
+    gis = tuple(
+        GpuInstance(
+            id=g['id'], profile_id=g['profile_id'], profile=g['profile'], placement=placement(g['placement']),
+            compute_instances=tuple(
+                ComputeInstance(id=c['id'], profile_id=c['profile_id'], profile=c['profile'],
+                                placement=placement(c['placement']), mig_uuid=c.get('mig_uuid'))
+                for c in g.get('compute_instances', ())))
+        for g in data.get('gpu_instances', ()))
+    mode = data.get('mig_mode')
+    return Gpu(
+        index=data['index'], uuid=data['uuid'], name=data['name'], pci_bus_id=data['pci_bus_id'],
+        pci_device_id=int(str(data['pci_device_id']), 16), pci_subsystem_id=int(str(data.get('pci_subsystem_id', '0x0')), 16),
+        memory_total_mib=data['memory_total_mib'], architecture=data.get('architecture'),
+        mig_capable=data['mig_capable'],
+        mig_mode=MigMode(mode['current'] == 'enabled', mode['pending'] == 'enabled') if mode else None,
+        profiles=profiles, gpu_instances=gis,
+        processes=tuple(GpuProcess(pid=p['pid'], gi=p.get('gi'), ci=p.get('ci'), used_memory_mib=p.get('used_memory_mib'))
+                        for p in data.get('processes', ())),
+    )
+
+
 # --- desired state (output of the spec parser, input of the planner) ---------------------------
 
 @dataclasses.dataclass(frozen=True)

@@ -89,6 +89,11 @@ def canonical_name(text: str) -> str | None:
     return p.name if p else None
 
 
+def mig_parted_key(name: str) -> str:
+    """mig-parted config-key spelling of an NVML profile name (``1g.10gb+me`` -> ``1g.10gb.me``)."""
+    return name.replace('+', '.')
+
+
 def _as_profile_id(ref: t.Any) -> int | None:
     if isinstance(ref, bool):
         return None

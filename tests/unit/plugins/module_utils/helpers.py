@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Test helpers: load model fixtures, execute a plan on a Gpu value, check a plan's invariants, and the
-helpers only tests use (``gpu_from_dict``, ``plan_host``, ``config_names``, ``mig_parted_key``)."""
+helpers only tests use (``plan_host``, ``config_names``)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import os
 import typing as t
 
 from ansible_collections.gpuops.mig.plugins.module_utils._model import (
-    ComputeInstance, ComputeInstanceProfile, DesiredGpu, Gpu, GpuInstance, GpuInstanceProfile, GpuPlan, GpuProcess,
-    MigMode, Placement, PlanError, SpecError,
+    ComputeInstance, DesiredGpu, Gpu, GpuInstance, GpuPlan, GpuProcess, MigMode, PlanError, SpecError, gpu_from_dict,
 )
 from ansible_collections.gpuops.mig.plugins.module_utils._planner import plan_gpu
 from ansible_collections.gpuops.mig.plugins.module_utils._spec import _load_config
@@ -89,48 +88,6 @@ def busy(gpu: Gpu, gi_start: int, pid: int = 4242) -> Gpu:
 
 # Test-only helpers (moved out of plugins/: nothing shipped uses them).
 
-def gpu_from_dict(data: t.Mapping[str, t.Any]) -> Gpu:
-    """Inverse of :meth:`Gpu.to_dict`."""
-
-    def placement(d: t.Mapping[str, t.Any]) -> Placement:
-        return Placement(int(d['start']), int(d['size']))
-
-    profiles = tuple(
-        GpuInstanceProfile(
-            id=p['id'], index=p['index'], name=p['name'], slice_count=p['slices'],
-            instance_count=p['max_instances'], memory_mib=p['memory_mib'],
-            multiprocessors=p['multiprocessors'], copy_engines=p['copy_engines'],
-            decoders=p['decoders'], encoders=p['encoders'], jpeg_decoders=p['jpeg_decoders'],
-            ofa_engines=p['ofa_engines'], placements=tuple(placement(x) for x in p['placements']),
-            remaining=p.get('remaining', 0),
-            compute_profiles=tuple(
-                ComputeInstanceProfile(
-                    id=c['id'], name=c['name'], slice_count=c['slices'], instance_count=c['max_instances'],
-                    multiprocessors=c['multiprocessors'], placements=tuple(placement(x) for x in c.get('placements', ())))
-                for c in p.get('compute_instance_profiles', ())),
-        )
-        for p in data.get('profiles', ()))
-    gis = tuple(
-        GpuInstance(
-            id=g['id'], profile_id=g['profile_id'], profile=g['profile'], placement=placement(g['placement']),
-            compute_instances=tuple(
-                ComputeInstance(id=c['id'], profile_id=c['profile_id'], profile=c['profile'],
-                                placement=placement(c['placement']), mig_uuid=c.get('mig_uuid'))
-                for c in g.get('compute_instances', ())))
-        for g in data.get('gpu_instances', ()))
-    mode = data.get('mig_mode')
-    return Gpu(
-        index=data['index'], uuid=data['uuid'], name=data['name'], pci_bus_id=data['pci_bus_id'],
-        pci_device_id=int(str(data['pci_device_id']), 16), pci_subsystem_id=int(str(data.get('pci_subsystem_id', '0x0')), 16),
-        memory_total_mib=data['memory_total_mib'], architecture=data.get('architecture'),
-        mig_capable=data['mig_capable'],
-        mig_mode=MigMode(mode['current'] == 'enabled', mode['pending'] == 'enabled') if mode else None,
-        profiles=profiles, gpu_instances=gis,
-        processes=tuple(GpuProcess(pid=p['pid'], gi=p.get('gi'), ci=p.get('ci'), used_memory_mib=p.get('used_memory_mib'))
-                        for p in data.get('processes', ())),
-    )
-
-
 def plan_host(gpus: t.Sequence[Gpu], desired_by_index: t.Mapping[int, DesiredGpu]) -> list[GpuPlan]:
     """Plan every GPU that has a desired layout, in index order; GPUs without one are left alone.
 
@@ -152,6 +109,3 @@ def config_names(config: t.Any, label: str = 'config_file') -> list[str]:
     return [k for k in data['mig-configs'] if isinstance(k, str)]
 
 
-def mig_parted_key(name: str) -> str:
-    """mig-parted config-key spelling of an NVML profile name (``1g.10gb+me`` -> ``1g.10gb.me``)."""
-    return name.replace('+', '.')

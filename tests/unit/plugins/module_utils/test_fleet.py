@@ -37,7 +37,7 @@ def make_gpu(model: str, index: int, profile_names=(), mig=True, busy=(), host='
                             mig_mode=MigMode(mig, mig), gpu_instances=(), processes=())
     if not mig or not profile_names:
         return g
-    ids = [g.profile_by_name(n).id for n in profile_names]
+    ids = [next(p.id for p in g.profiles if p.name == n) for n in profile_names]
     plan = plan_gpu(g, DesiredGpu(index=index, mig_enabled=True, instances=tuple(DesiredInstance(profile_id=i) for i in ids)))
     gis = []
     for n, gi in enumerate(plan.target_instances):

@@ -18,8 +18,7 @@ import sys
 
 import pytest
 
-from ansible_collections.gpuops.mig.plugins.module_utils._model import Gpu, GpuInstanceProfile, MigMode, Placement
-from ansible_collections.gpuops.mig.tests.unit.plugins.module_utils.helpers import gpu_from_dict
+from ansible_collections.gpuops.mig.plugins.module_utils._model import Gpu, GpuInstanceProfile, MigMode, Placement, gpu_from_dict
 from ansible_collections.gpuops.mig.plugins.module_utils._profiles import is_all_me, is_no_me
 from ansible_collections.gpuops.mig.plugins.module_utils._safety import media_engine_refusal
 

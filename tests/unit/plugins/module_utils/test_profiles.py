@@ -11,7 +11,8 @@ from ansible_collections.gpuops.mig.plugins.module_utils._profiles import (
     canonical_name, compute_profiles_for, derive_compute_profiles_go_nvlib, full_compute_profile,
     parse_profile_name, resolve_ci_profile, resolve_gi_profile,
 )
-from ansible_collections.gpuops.mig.tests.unit.plugins.module_utils.helpers import load, mig_parted_key
+from ansible_collections.gpuops.mig.plugins.module_utils._profiles import mig_parted_key
+from ansible_collections.gpuops.mig.tests.unit.plugins.module_utils.helpers import load
 
 
 @pytest.mark.parametrize('text,canon', [
