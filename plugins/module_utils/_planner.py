@@ -6,27 +6,24 @@
 
 Everything comes from the :class:`Gpu` object (profiles, legal placements, instance caps, the
 current instances and their processes); nothing is hard-coded per GPU model. See docs/planner.md.
+The steps, in this order:
 
-Algorithm in short:
-
-1. Resolve the desired instances (GI profile, declared start, CI profiles) and check what does
-   not depend on placement: legal declared starts, overlapping declared placements, per-profile
-   instance caps, the ``+me.all`` rule and that each GI's compute instances fit in it.
-2. Check that the layout can be placed at all on an empty GPU (exact backtracking search);
-   otherwise explain the conflict.
-3. Find the largest set of current GPU instances that can be kept: a kept GI has the desired
-   instance's profile and, when declared, its start; every GI with processes must be kept (and
-   its CIs with processes too). Keep-sets are tried by decreasing size, so the first feasible
-   size is the maximum (= fewest GPU instances destroyed). Ties: more kept GIs whose CIs already
-   match exactly, then more kept CIs, then lower GI IDs. A kept GI whose CIs differ is reworked
-   (only its CIs are destroyed/created): keeping it always saves one GPU-instance destroy.
-4. Emit actions: destroy CIs, destroy GIs, create GIs (explicit placement), create CIs
-   (explicit placement), with ``keep`` actions for the GIs left alone.
+1. ``_desired.resolve_layout``: the desired instances (GI profile, declared start, CI profiles, as the
+   spec parser resolved them) and the checks that do not depend on placement.
+2. The layout must be placeable on an empty GPU (``_packing.pack``, exact) and have the media engines
+   it needs (``_safety``); otherwise ``_planner_text`` explains the conflict.
+3. ``search``: the largest set of current GPU instances that can be kept. A kept GI has the desired
+   instance's profile and, when declared, its start; every GI with processes must be kept (and its
+   CIs with processes too). Keep-sets are tried by decreasing size, so the first feasible size is
+   the maximum (= fewest GPU instances destroyed). Ties: more kept GIs whose CIs already match
+   exactly, then more kept CIs, then lower GI IDs. A kept GI whose CIs differ is reworked (only its
+   CIs are destroyed/created): keeping it always saves one GPU-instance destroy.
+4. ``_plan_actions.build_plan``: destroy CIs, destroy GIs, create GIs and CIs (explicit placements),
+   ``keep`` for the GIs left alone; then ``_safety``'s last checks (whole-GPU clients, CI profiles).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import typing as t
 
@@ -43,6 +40,7 @@ from ansible_collections.gpuops.mig.plugins.module_utils._model import (
 )
 from ansible_collections.gpuops.mig.plugins.module_utils._desired import Want, resolve_layout
 from ansible_collections.gpuops.mig.plugins.module_utils._packing import pack, pack_cis, placement_mask
+from ansible_collections.gpuops.mig.plugins.module_utils._plan_actions import KeepSet, build_plan, destroy_all
 from ansible_collections.gpuops.mig.plugins.module_utils._planner_text import (
     at_slots,
     blocked_text,
@@ -56,18 +54,6 @@ from ansible_collections.gpuops.mig.plugins.module_utils._safety import (
     whole_gpu_client_refusal,
     whole_gpu_pids,
 )
-
-@dataclasses.dataclass(frozen=True)
-class KeepSet:
-    """What ``search`` found: the GPU instances kept, the layout class each takes, where the rest go."""
-
-    kept: list[GpuInstance]                 # sorted by GPU instance ID
-    assignment: tuple[int, ...]             # per kept GPU instance, the index in ``keys`` of the class it takes
-    counts: tuple[int, ...]                 # per class, how many of its wants kept GPU instances take
-    placed: list[Placement]                 # placements of the remaining wants, class by class
-    keys: list[tuple]                       # the classes (GI profile, declared start, CI profile IDs)
-    classes: dict[tuple, list[Want]]
-
 
 class _Planner:
     def __init__(self, gpu: Gpu, desired: DesiredGpu, whole_gpu_clients_block: bool = True) -> None:
@@ -158,7 +144,7 @@ class _Planner:
         best = self.search(existing, in_use, wants)
         if best is None:
             raise self.fail(blocked_text(gpu, self.culprits(in_use, wants), wants))
-        return self.checked(self.build(head, existing, wants, best))
+        return self.checked(build_plan(gpu, head, existing, best, self.rework))
 
     def checked(self, plan: GpuPlan) -> GpuPlan:
         """The last checks before any mutation: whole-GPU clients, compute-instance profiles NVML offers."""
@@ -257,72 +243,6 @@ class _Planner:
                 return KeepSet(kept=kept, assignment=asg, counts=counts, placed=placed, keys=keys, classes=classes)
         return None
 
-    # -- step 4: actions -------------------------------------------------------------------------
-    def build(self, head: list[Action], existing: t.Sequence[GpuInstance], wants: list[Want], best: KeepSet) -> GpuPlan:
-        keys, classes = best.keys, best.classes
-        kept = best.kept
-        kept_ids = {gi.id for gi in kept}
-        keeps: list[Action] = []
-        ci_destroys: list[Action] = []
-        gi_destroys: list[Action] = []
-        ci_creates_kept: list[Action] = []
-        final: list[GpuInstance] = []
-        for gi, ki in sorted(zip(kept, best.assignment), key=lambda x: x[0].placement.start):
-            w = classes[keys[ki]][0]
-            keeps.append(Action('keep', 'gpu_instance', profile=gi.profile, profile_id=gi.profile_id, gi_id=gi.id, placement=gi.placement))
-            cur_ids = tuple(sorted(c.profile_id for c in gi.compute_instances))
-            if cur_ids == keys[ki][2]:
-                final.append(gi)
-                continue
-            rw = self.rework(gi, w)
-            if rw is None:
-                raise AssertionError('kept GPU instance %d lost its compute-instance rework' % gi.id)
-            keep_cis, new_cis = rw
-            for c in gi.compute_instances:
-                if c not in keep_cis:
-                    ci_destroys.append(Action('destroy', 'compute_instance', profile=c.profile, profile_id=c.profile_id, gi_id=gi.id,
-                                              ci_id=c.id, placement=c.placement, gi_placement=gi.placement))
-            cis = list(keep_cis)
-            for cip, pl in new_cis:
-                ci_creates_kept.append(Action('create', 'compute_instance', profile=cip.name, profile_id=cip.id, gi_id=gi.id,
-                                              placement=pl, gi_placement=gi.placement))
-                cis.append(ComputeInstance(id=t.cast(int, None), profile_id=cip.id, profile=cip.name, placement=pl))
-            final.append(dataclasses.replace(gi, compute_instances=tuple(sorted(cis, key=lambda c: c.placement))))
-        for gi in existing:
-            if gi.id in kept_ids:
-                continue
-            for c in gi.compute_instances:
-                ci_destroys.append(Action('destroy', 'compute_instance', profile=c.profile, profile_id=c.profile_id, gi_id=gi.id,
-                                          ci_id=c.id, placement=c.placement, gi_placement=gi.placement))
-            gi_destroys.append(Action('destroy', 'gpu_instance', profile=gi.profile, profile_id=gi.profile_id, gi_id=gi.id,
-                                      placement=gi.placement))
-        # the remaining wants of each class, in class order, got the placements in best.placed
-        remaining: list[Want] = []
-        for k, n in zip(keys, best.counts):
-            remaining.extend(classes[k][n:])
-        placed = best.placed
-        new = sorted(zip(remaining, placed), key=lambda x: (-x[1].size, x[1].start))
-        actions = list(head) + keeps + ci_destroys + gi_destroys
-        ci_creates_new: list[Action] = []
-        gi_creates: list[Action] = []
-        base = len(actions)
-        for w, pl in new:
-            ref = base + len(gi_creates)
-            gi_creates.append(Action('create', 'gpu_instance', profile=w.prof.name, profile_id=w.prof.id, placement=pl))
-            cips = pack_cis(w.prof, w.cis)
-            if cips is None:
-                raise AssertionError('compute instances of %s stopped fitting after the feasibility check' % w.prof.name)
-            cis = []
-            for cip, cpl in zip(w.cis, cips):
-                ci_creates_new.append(Action('create', 'compute_instance', profile=cip.name, profile_id=cip.id, placement=cpl,
-                                             gi_placement=pl, gi_ref=ref, full_ci_from_gi=w.full_ci_from_gi))
-                cis.append(ComputeInstance(id=t.cast(int, None), profile_id=cip.id, profile=cip.name, placement=cpl))
-            final.append(GpuInstance(id=t.cast(int, None), profile_id=w.prof.id, profile=w.prof.name, placement=pl,
-                                     compute_instances=tuple(sorted(cis, key=lambda c: c.placement))))
-        actions += gi_creates + ci_creates_kept + ci_creates_new
-        return GpuPlan(index=self.gpu.index, actions=tuple(actions),
-                       target_instances=tuple(sorted(final, key=lambda g: g.placement.start)))
-
     def plan_disable(self) -> GpuPlan:
         gpu = self.gpu
         mode = gpu.mig_mode
@@ -337,13 +257,7 @@ class _Planner:
                 raise self.fail('cannot disable MIG: %s' % '; '.join(
                     'GPU instance %d (%s at %s) has processes (PIDs %s)'
                     % (gi.id, gi.profile, at_slots(gi.placement), pids_text(p.pid for p in gpu.processes_on(gi.id))) for gi in busy))
-            for gi in gpu.gpu_instances:
-                for c in gi.compute_instances:
-                    actions.append(Action('destroy', 'compute_instance', profile=c.profile, profile_id=c.profile_id, gi_id=gi.id,
-                                          ci_id=c.id, placement=c.placement, gi_placement=gi.placement))
-            for gi in gpu.gpu_instances:
-                actions.append(Action('destroy', 'gpu_instance', profile=gi.profile, profile_id=gi.profile_id, gi_id=gi.id,
-                                      placement=gi.placement))
+            actions.extend(destroy_all(gpu))
         actions.append(Action('set_mode', 'gpu', mig_enabled=False))
         return self.checked(GpuPlan(index=gpu.index, actions=tuple(actions)))
 
