@@ -93,6 +93,7 @@ def execute_plan(adapter: MigAdapter, gpu: Gpu, plan: GpuPlan) -> ApplyOutcome:
     index = gpu.index
     outcome = ApplyOutcome(index=index)
     created_gi: dict[int, int] = {}                 # plan position of a create -> new GI id
+    offered: dict[int, tuple[ComputeInstanceProfile, ...]] = {}     # GI profile ID -> CI profiles NVML offers
     journal: list[tuple[str, t.Any]] = []
     originals = {gi.id: gi for gi in gpu.gpu_instances}
     for pos, act in enumerate(plan.actions):
@@ -123,7 +124,7 @@ def execute_plan(adapter: MigAdapter, gpu: Gpu, plan: GpuPlan) -> ApplyOutcome:
             elif act.action == 'create':
                 gi_id = act.gi_id if act.gi_id is not None else created_gi[act.gi_ref]
                 if act.full_ci_from_gi:
-                    act = offered_full_compute_instance(adapter, index, gi_id, act)
+                    act = offered_full_compute_instance(adapter, index, gi_id, act, plan.actions[t.cast(int, act.gi_ref)], offered)
                 new_ci = adapter.create_compute_instance(index, gi_id, act.profile_id, act.placement)
                 journal.append(('ci_created', (gi_id, new_ci)))
             else:  # pragma: no cover - the planner emits nothing else
@@ -134,7 +135,8 @@ def execute_plan(adapter: MigAdapter, gpu: Gpu, plan: GpuPlan) -> ApplyOutcome:
     return outcome
 
 
-def offered_full_compute_instance(adapter: MigAdapter, index: int, gi_id: int, act: Action) -> Action:
+def offered_full_compute_instance(adapter: MigAdapter, index: int, gi_id: int, act: Action, gi_create: Action,
+                                  offered: dict[int, tuple[ComputeInstanceProfile, ...]]) -> Action:
     """``act`` with the full-size compute-instance profile NVML offers in GPU instance ``gi_id``.
 
     NVML lists compute-instance profiles only for an existing GPU instance; a plan made before one
@@ -145,10 +147,12 @@ def offered_full_compute_instance(adapter: MigAdapter, index: int, gi_id: int, a
     reader = getattr(adapter, 'compute_instance_profiles', None)
     if reader is None or act.placement is None:
         return act
-    offered = tuple(reader(index, gi_id))
-    full = [c for c in offered if c.slice_count == act.placement.size]
+    key = t.cast(int, gi_create.profile_id)
+    if key not in offered:      # the list is per GPU instance profile: read it once per run
+        offered[key] = tuple(reader(index, gi_id))
+    full = [c for c in offered[key] if c.slice_count == act.placement.size]
     if not full:
-        raise ComputeProfileMissing(gi_id, offered)
+        raise ComputeProfileMissing(gi_id, offered[key])
     cip = max(full, key=lambda c: c.id)      # as full_compute_profile picks it on the next run: idempotent
     return dataclasses.replace(act, profile=cip.name, profile_id=cip.id, placement=Placement(0, cip.slice_count))
 

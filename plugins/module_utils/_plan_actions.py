@@ -22,7 +22,8 @@ from ansible_collections.gpuops.mig.plugins.module_utils._model import (
 from ansible_collections.gpuops.mig.plugins.module_utils._packing import pack_cis
 
 # (kept GPU instance, the want it takes) -> (its compute instances kept, compute instances to create) or None
-Rework = t.Callable[[GpuInstance, Want], 'tuple[list[ComputeInstance], list[tuple[ComputeInstanceProfile, Placement]]] | None']
+Rework = t.Callable[[GpuInstance, Want],
+                    t.Optional[t.Tuple[t.List[ComputeInstance], t.List[t.Tuple[ComputeInstanceProfile, Placement]]]]]
 
 
 @dataclasses.dataclass(frozen=True)
