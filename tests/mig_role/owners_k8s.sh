@@ -242,7 +242,8 @@ for want in "[gpu-operator-mig-manager] found: node label nvidia.com/mig.config=
   case "$msg" in *"$want"*) ;; *) die "operated: refusal lacks '$want': $msg" ;; esac
 done
 [ "$(mutations "$WORK/operated.json")" = 0 ] || die "operated: mutating NVML calls"
-"$MIGSIM" show "$WORK/owned.json" | grep -q '"gpu_instances": \[\]' || die "owned: instances were created"
+"$MIGSIM" show "$WORK/owned.json" | "$PY" -c 'import json,sys; assert not json.load(sys.stdin)["gpus"][0]["gpu_instances"]' \
+  || die "owned: instances were created"
 ok "owned/operated: refused naming mig-parted-service, dra-driver, gpu-operator-mig-manager, hami-dynamic-mig and the way forward; 0 mutating NVML calls"
 
 # pt: passthrough -> no reset attempt, one reboot, layout applied.
@@ -288,6 +289,16 @@ read -r -a r <<< "$(recap "$WORK/run2.log" k8s1)"; set -- "${r[@]}"
 { [ "${2:-1}" = 0 ] && [ "${3:-1}" = 0 ]; } || die "k8s1 re-run: $(recap "$WORK/run2.log" k8s1)"
 ! grep -q "^DELETE " "$WORK/api.log" || die "k8s1 re-run restarted pods although the layout matched"
 ok "k8s1: re-run changed=0, no pod restarted"
+
+# check mode on a Kubernetes node: reads the node (kubectl runs in check mode too), plans, restarts nothing.
+: > "$WORK/api.log"; "$MIGSIM" calls "$WORK/k8s1.json" --clear > /dev/null
+play "$WORK/check.log" --limit k8s1 --check \
+  -e '{"mig_layouts": [{"devices": "all", "mig_enabled": true, "mig_devices": {"7g.80gb": 1}}]}' \
+  || { tail -n 30 "$WORK/check.log"; die "k8s1 --check failed"; }
+read -r -a r <<< "$(recap "$WORK/check.log" k8s1)"; set -- "${r[@]}"
+{ [ "${2:-0}" -gt 0 ] && grep -q "^GET /api/v1/nodes/k8s1$" "$WORK/api.log" && ! grep -q "^DELETE " "$WORK/api.log" \
+  && [ "$(mutations "$WORK/k8s1.json")" = 0 ]; } || die "k8s1 --check: $(recap "$WORK/check.log" k8s1), API: $(tr '\n' ' ' < "$WORK/api.log")"
+ok "k8s1 --check with another layout: node read, change reported, no pod restarted, 0 mutating NVML calls"
 
 echo "mig_role owners/k8s: $pass checks passed"
 [ "$fails" = 0 ] || { echo "mig_role owners/k8s: $fails checks failed"; exit 1; }
