@@ -91,7 +91,7 @@ def parse_mig_minors(text: str) -> dict[tuple[int, int, int | None], int]:
 
 def normalise_bus_id(bus_id: str) -> str:
     """NVML's ``00000000:10:00.0`` and procfs' ``0000:10:00.0`` as ``0000:10:00.0`` (lower case)."""
-    domain, _, rest = bus_id.lower().partition(':')
+    domain, _sep, rest = bus_id.lower().partition(':')
     return '%04x:%s' % (int(domain or '0', 16), rest)
 
 
@@ -153,4 +153,3 @@ def node_gres(gpus: t.Sequence[t.Mapping[str, t.Any]], rule: str, mig_minors: st
         counts[dev['type']] = counts.get(dev['type'], 0) + 1
     return {'devices': devices, 'counts': counts, 'rule': rule,
             'gres': ','.join('gpu:%s:%d' % (name, n) for name, n in counts.items())}
-

@@ -198,7 +198,6 @@ def test_node_gres_missing_minor_names_the_file() -> None:
         == 'gpu:nvidia_h100_80gb_hbm3_1g.10gb:1'
 
 
-
 def test_node_gres_auto_rule_follows_the_slurm_version() -> None:
     profiles = [{'id': 19, 'slices': 1, 'memory_mib': 16384}]
     gis = [{'id': 7, 'profile_id': 19, 'placement': {'start': 0, 'size': 1}, 'compute_instances': [
