@@ -140,11 +140,24 @@ gpus:
       description: Text rows showing which placement slots each GPU instance holds.
       type: list
       elements: str
+    current_layout:
+      description:
+        - The GPU as it is, as one C(layouts) entry of M(gpuops.mig.mig_layout) with exact C(instances) placements
+          (converging to it changes nothing); null when the GPU is not MIG-capable.
+      type: dict
+      sample: {devices: [0], mig_enabled: true, instances: [{profile: 3g.40gb, placement: 0}, {profile: 1g.10gb, placement: 6}]}
+    current_mig_parted_config:
+      description:
+        - The GPU as it is, as a mig-parted v1 config document (profile counts, config name C(current)); null when
+          the GPU is not MIG-capable.
+      type: dict
+      sample: {version: v1, mig-configs: {current: [{devices: [0], mig-enabled: true, mig-devices: {3g.40gb: 1, 1g.10gb: 1}}]}}
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpuops.mig.plugins.module_utils._module import nvml_session, select_gpus_or_fail
+from ansible_collections.gpuops.mig.plugins.module_utils._adopt import current_layout, current_mig_parted_config
 from ansible_collections.gpuops.mig.plugins.module_utils._converge import gpu_report
 
 
@@ -157,7 +170,13 @@ def main() -> None:
         info = nvml.system_info()
         gpus = nvml.read_gpus()
     selected = select_gpus_or_fail(module, gpus, module.params['gpus'], 'gpus')
-    module.exit_json(changed=False, gpus=[gpu_report(g) for g in selected], **info)
+    reports = []
+    for g in selected:
+        report = gpu_report(g)
+        report['current_layout'] = current_layout(g)
+        report['current_mig_parted_config'] = current_mig_parted_config(g)
+        reports.append(report)
+    module.exit_json(changed=False, gpus=reports, **info)
 
 
 if __name__ == '__main__':
