@@ -150,9 +150,10 @@ endef
 role-tests: venv collection ## role tests (tests/roles/run.sh)
 	$(call run_script,tests/roles/run.sh)
 
-mig-role: venv collection ## the mig role and playbooks against the simulator, and the HTML report in Chromium
+mig-role: venv collection ## the mig role and playbooks against the simulator, the HTML report in Chromium, fleet planning end to end
 	$(call run_script,tests/mig_role/run.sh)
 	$(call run_script,tests/mig_role/report.sh)
+	$(call run_script,tests/fleet/run.sh)
 
 reliability: venv collection ## reliability tests (tests/reliability/run.sh)
 	$(call run_script,tests/reliability/run.sh)

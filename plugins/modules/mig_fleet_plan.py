@@ -21,7 +21,7 @@ description:
     leaving a GPU as it is; MIG disabled). It is found by integer programming with C(scipy.optimize.milp)
     (HiGHS); per GPU, the destroys a layout needs come from the same planner C(gpuops.mig.mig_layout) uses.
   - Demand is a minimum. Existing instances beyond it are kept (destroying them would be disruption for nothing).
-  - Runs on the controller (C(delegate_to: localhost)) and changes nothing anywhere.
+  - "Runs on the controller (C(delegate_to: localhost)) and changes nothing anywhere."
 author:
   - gpuops.mig maintainers (@gpuops)
 extends_documentation_fragment:

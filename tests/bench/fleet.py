@@ -112,7 +112,7 @@ def baselines(fleet, plan_obj, demand):
     def serve(open_, g, cand):
         got = 0
         for k, v in cand.supply.items():
-            for _ in range(v):
+            for dummy in range(v):
                 for d in items:
                     if open_[d.pos] > 0 and matches(d, g, k):
                         open_[d.pos] -= 1
@@ -162,13 +162,13 @@ def baselines(fleet, plan_obj, demand):
         best, bscore = None, None
         for c in ecs:
             trial = dict(open_)
-            for _ in range(len(lst)):
+            for dummy in range(len(lst)):
                 serve(trial, empty, c)
             # the model's share: profiles only this model offers must be covered
             score = (sum(max(0, v) for v in trial.values()), -len(c.profiles))
             if bscore is None or score < bscore:
                 best, bscore = c, score
-        for _ in range(len(lst)):
+        for dummy in range(len(lst)):
             serve(open_, empty, best)
         for h, g in lst:
             cur = sorted(gi.profile_id for gi in g.gpu_instances) if g.mig_mode.current else None
@@ -241,7 +241,7 @@ def main() -> int:
     results = []
     for n in [int(x) for x in args.sizes.split()]:
         proc = subprocess.run([sys.executable, __file__, '--out', '-', '--one', str(n), '--seed', str(args.seed)],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             results.append({'gpus': n, 'error': proc.stderr.strip().splitlines()[-1:] or ['failed']})
             continue

@@ -141,6 +141,12 @@ print(p["feasible"], p["objective"]["destroyed_instances"], ",".join(p["summary"
 [ -s "$WORK/plan1/host_vars/hopper/mig.yml" ] && [ -s "$WORK/plan1/facts.json" ] || die "plan 1 files missing"
 ok "plan: feasible, $planned_destroys destroys, hosts $changed_hosts"
 
+play "$WORK/report.log" -i "$WORK/inv/hosts.yml" "$COLL/playbooks/report.yml" -e "gpuops_mig_report_dir=$WORK/report" \
+  -e "gpuops_mig_report_plan=$WORK/plan1/plan.json"
+[ "$(grep -c 'data-view="planned"' "$WORK/report/index.html")" -ge 3 ] || die "the HTML report shows no planned view"
+grep -q "changes: 1 destroyed, 2 created" "$WORK/report/index.html" || die "the HTML report does not show the planned changes"
+ok "HTML report shows the planned layout beside the current one"
+
 # ---- 3. apply with the unchanged mig playbook, then read the fleet
 for h in $HOSTS; do "$MIGSIM" calls "$WORK/$h.json" --clear >/dev/null; done
 play "$WORK/apply.log" -i "$WORK/inv/hosts.yml" -i "$WORK/plan1/inventory.yml" "$COLL/playbooks/mig.yml"
