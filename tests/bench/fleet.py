@@ -186,10 +186,12 @@ def one(n: int, seed: int) -> dict:
     from ansible_collections.gpuops.mig.plugins.module_utils._fleet import plan_fleet
     fleet, demand = build_fleet(n, seed)
     t0 = time.perf_counter()
+    c0 = time.process_time()
     plan = plan_fleet(fleet, demand)
     dt = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    res = {'gpus': sum(len(g) for g in fleet.values()), 'hosts': len(fleet), 'seconds': round(dt, 3), 'peak_rss_mib': round(rss, 1),
+    res = {'gpus': sum(len(g) for g in fleet.values()), 'hosts': len(fleet), 'seconds': round(dt, 3), 'cpu_seconds': round(cpu, 3), 'peak_rss_mib': round(rss, 1),
            'feasible': plan.feasible, 'objective': plan.objective, 'stats': {k: v for k, v in plan.stats.items() if k != 'layouts_per_model'}}
     if n <= 10000:
         res['baselines'] = baselines(fleet, plan.objective, demand)
@@ -203,15 +205,16 @@ def markdown(data: dict) -> list[str]:
            ' host or MIG off, one GPU in eight busy), random demand of about half the capacity. Time is `plan_fleet` alone'
            ' (per-GPU planner calls, integer program in %d lexicographic solves), peak memory is the process RSS.'
            ' Load average during the run: %s.' % (6, ', '.join('%.1f' % x for x in data.get('loadavg', []))), '',
-           '| GPUs | hosts | classes | host classes | variables | time (s) | peak RSS (MiB) | feasible |',
-           '|---:|---:|---:|---:|---:|---:|---:|---|']
+           '| GPUs | hosts | classes | host classes | variables | time (s) | CPU time (s) | peak RSS (MiB) | feasible |',
+           '|---:|---:|---:|---:|---:|---:|---:|---:|---|']
     for r in data['results']:
         if 'error' in r:
-            out.append('| %d | | | | | failed: %s | | |' % (r['gpus'], ' '.join(r['error'])))
+            out.append('| %d | | | | | failed: %s | | | |' % (r['gpus'], ' '.join(r['error'])))
             continue
         st = r['stats']
-        out.append('| %d | %d | %d | %d | %d | %.2f | %.0f | %s |' % (r['gpus'], r['hosts'], st['classes'], st['host_classes'],
-                                                                   st['variables'], r['seconds'], r['peak_rss_mib'], r['feasible']))
+        out.append('| %d | %d | %d | %d | %d | %.2f | %.2f | %.0f | %s |' % (
+            r['gpus'], r['hosts'], st['classes'], st['host_classes'], st['variables'], r['seconds'], r.get('cpu_seconds', 0),
+            r['peak_rss_mib'], r['feasible']))
     out += ['', 'Disruption against the baselines on the same fleets (instances destroyed / GPUs changed / hosts changed;'
             ' unmet demand units):', '',
             '| GPUs | mig_fleet_plan | uniform rebuild | greedy first-fit |', '|---:|---|---|---|']
