@@ -570,7 +570,7 @@ def plan_fleet(hosts_gpus: t.Mapping[str, t.Sequence[t.Any]], demand: t.Any, gro
         base = coo_matrix((vals, (rows, cols)), shape=(len(rlo), nvar)).tocsr()
         cons = [LinearConstraint(base, np.array(rlo), np.array(rhi))]
         if extra_rows:
-            cons.append(LinearConstraint(np.vstack([r for r, _ in extra_rows]), -np.inf, np.array([b for _, b in extra_rows])))
+            cons.append(LinearConstraint(np.vstack([row_vec for row_vec, dummy in extra_rows]), -np.inf, np.array([bound for dummy, bound in extra_rows])))
         if nstage == 0 and max_hosts_changed is not None:
             forced_hosts = sorted({m[0] for cls in class_list if cls.forced_disabled and cls.candidates[0].kind == DISABLED
                                    for m in cls.members})

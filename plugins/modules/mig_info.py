@@ -179,6 +179,18 @@ gpus:
           cannot say.
       type: str
       sample: none
+    current_layout:
+      description:
+        - The GPU as it is, as one C(layouts) entry of M(gpuops.mig.mig_layout) with exact C(instances) placements
+          (converging to it changes nothing); null when the GPU is not MIG-capable.
+      type: dict
+      sample: {devices: [0], mig_enabled: true, instances: [{profile: 3g.40gb, placement: 0}, {profile: 1g.10gb, placement: 6}]}
+    current_mig_parted_config:
+      description:
+        - The GPU as it is, as a mig-parted v1 config document (profile counts, config name C(current)); null when
+          the GPU is not MIG-capable.
+      type: dict
+      sample: {version: v1, mig-configs: {current: [{devices: [0], mig-enabled: true, mig-devices: {3g.40gb: 1, 1g.10gb: 1}}]}}
 mig_owners:
   description:
     - Other MIG owners found (O(other_owners)), each with C(name) (V(gpu-operator-mig-manager), V(mig-parted-service),
@@ -202,6 +214,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpuops.mig.plugins.module_utils._module import nvml_session, select_gpus_or_fail
+from ansible_collections.gpuops.mig.plugins.module_utils._adopt import current_layout, current_mig_parted_config
 from ansible_collections.gpuops.mig.plugins.module_utils._render import gpu_report
 from ansible_collections.gpuops.mig.plugins.module_utils._kubernetes import StrategyError, expected_resources
 from ansible_collections.gpuops.mig.plugins.module_utils._owners import HOST_PATHS, find_owners
@@ -230,7 +243,8 @@ def main() -> None:
         gpus = nvml.read_gpus()
         modes = {g.index: nvml.virtualization_mode(g.index) for g in gpus}
     selected = select_gpus_or_fail(module, gpus, p['gpus'], 'gpus')
-    result = dict(info, changed=False, gpus=[dict(gpu_report(g), virtualization_mode=modes[g.index]) for g in selected])
+    result = dict(info, changed=False, gpus=[dict(gpu_report(g), virtualization_mode=modes[g.index], current_layout=current_layout(g),
+                                                   current_mig_parted_config=current_mig_parted_config(g)) for g in selected])
     if p['other_owners']:
         result['mig_owners'] = [o.to_dict() for o in find_owners(present_paths(p['host_root']), p['kubernetes_node'],
                                                                  p['kubernetes_pods'])]

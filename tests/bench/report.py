@@ -540,6 +540,11 @@ def main() -> int:
           ' [scaling.md](scaling.md).')
         w('')
 
+    fleet = load(args.results, 'fleet.json')
+    if fleet:   # fleet planning section, rendered by tests/bench/fleet.py
+        import fleet as fleet_bench
+        L.extend(fleet_bench.markdown(fleet))
+
     # ------------------------------------------------------------------ caveats
     w('## What was not measured')
     w('')

@@ -85,6 +85,7 @@ stage disruption "$PY" "$HERE/disruption.py" --work "$WORK" --out "$RESULTS/disr
     rc=$?; if [[ $rc -eq 1 && -s $RESULTS/disruption.json ]]; then claim_failed=1; else failed+=(disruption); fi; }
 stage feasibility "$PY" "$HERE/feasibility.py" --work "$WORK" --out "$RESULTS/feasibility.json" --models "$MODELS" || failed+=(feasibility)
 stage overhead "$PY" "$HERE/overhead.py" --work "$WORK" --out "$RESULTS/overhead.json" --runs "$RUNS" || failed+=(overhead)
+stage fleet "$PY" "$HERE/fleet.py" --out "$RESULTS/fleet.json" --sizes "${BENCH_FLEET_SIZES:-100 1000 10000 100000}" || failed+=(fleet)
 left=$(( BUDGET - ($(date +%s) - T0) - 20 ))
 stage scale "$PY" "$HERE/scale.py" --work "$WORK" --out "$RESULTS/scale.json" --hosts "$HOSTS" --forks "$FORKS" \
     --noop-max "${BENCH_NOOP_MAX:-256}" --budget-s "$left" || failed+=(scale)

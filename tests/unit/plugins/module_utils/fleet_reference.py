@@ -12,7 +12,6 @@ combination over the fleet is scored, and demand is checked with a max-flow.
 from __future__ import annotations
 
 import itertools
-import typing as t
 
 from ansible_collections.gpuops.mig.plugins.module_utils._model import DesiredGpu, DesiredInstance, Gpu, PlanError
 from ansible_collections.gpuops.mig.plugins.module_utils._planner import plan_gpu
@@ -107,7 +106,7 @@ def gpu_options(gpu: Gpu, vocab: list[int], forced: bool, whole: bool) -> list[t
     for counts in itertools.product(*[range(c + 1) for c in caps]):
         if sum(c * s for c, s in zip(counts, sizes)) > gpu.slot_count:
             continue     # cannot fit in the placement grid; the planner would say so too
-        ids = [v for v, c in zip(vocab, counts) for _ in range(c)]
+        ids = [v for v, c in zip(vocab, counts) for dummy in range(c)]
         try:
             p = plan_gpu(gpu, DesiredGpu(index=gpu.index, mig_enabled=True,
                                          instances=tuple(DesiredInstance(profile_id=i) for i in ids)))

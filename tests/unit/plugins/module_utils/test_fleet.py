@@ -13,7 +13,7 @@ import pytest
 
 from ansible_collections.gpuops.mig.plugins.module_utils._adopt import current_layout, current_mig_parted_config
 from ansible_collections.gpuops.mig.plugins.module_utils._model import (
-    ComputeInstance, DesiredGpu, DesiredInstance, GpuInstance, GpuProcess, MigMode, SpecError, gpu_from_dict,
+    DesiredGpu, DesiredInstance, GpuProcess, MigMode, SpecError, gpu_from_dict,
 )
 from ansible_collections.gpuops.mig.plugins.module_utils._planner import plan_gpu
 from ansible_collections.gpuops.mig.plugins.module_utils._spec import resolve_layouts
@@ -65,7 +65,7 @@ def random_case(rng: random.Random):
     palette = {m: rng.sample(SMALL[m][:3], 2) for m in models}
     fleet = {}
     per_host = [1] * n_hosts
-    for _ in range(total - n_hosts):
+    for dummy in range(total - n_hosts):
         per_host[rng.randrange(n_hosts)] += 1
     for h in range(n_hosts):
         name = 'host%d' % h
@@ -76,7 +76,7 @@ def random_case(rng: random.Random):
                 gl.append(make_gpu(m, i, mig=False, host=name))
                 continue
             names: list = []
-            for _ in range(rng.randint(0, 3)):
+            for dummy in range(rng.randint(0, 3)):
                 cand = names + [rng.choice(palette[m])]
                 try:
                     make_gpu(m, i, cand, host=name)
@@ -88,7 +88,7 @@ def random_case(rng: random.Random):
         fleet[name] = gl
     groups = {'rack': sorted(rng.sample(sorted(fleet), rng.randint(1, n_hosts)))}
     demand = []
-    for _ in range(rng.randint(1, 2)):
+    for dummy in range(rng.randint(1, 2)):
         r = rng.random()
         item: dict = {'count': rng.randint(0, 4)}
         if r < 0.15:
@@ -148,7 +148,7 @@ def check_case(seed: int):
             elif d is not None:
                 p = plan_gpu(g, d)
                 assert p.destroyed_gpu_instances == sum(1 for x in plan.hosts[h]['gpus'] if x['index'] == g.index
-                                                        for _ in x['destroyed'])
+                                                        for dummy in x['destroyed'])
                 for gi in d.instances:
                     s[gi.profile_id] = s.get(gi.profile_id, 0) + 1
             supply[(h, g.index)] = s
