@@ -463,6 +463,7 @@ def main() -> int:
                     w('')
         repo = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
         realhw = sorted(glob.glob(os.path.join(repo, 'tests', 'hardware', 'results', '*', 'overhead.txt')))
+        breakdowns = sorted(glob.glob(os.path.join(repo, 'tests', 'hardware', 'results', '*', 'breakdown.txt')))
         if realhw:
             w('### Measured on real GPUs, MIG disabled')
             w('')
@@ -479,6 +480,16 @@ def main() -> int:
                 w(text)
                 w('```')
                 w('')
+        for path in breakdowns:
+            with open(path, encoding='utf-8') as f:
+                text = f.read().rstrip('\n')
+            w('In-process start-up and read costs on a real GPU where the Ansible tasks could not be timed'
+              ' (`%s`; details in docs/hardware.md):' % os.path.relpath(path, repo))
+            w('')
+            w('```text')
+            w(text)
+            w('```')
+            w('')
         a = ovh['apply']
         w('### Reconfiguration of 8 GPUs in one task')
         w('')
