@@ -416,6 +416,31 @@ def main() -> int:
              ms(n['layout_median'] - d['wall_median'])],
             ['`command` task minus its module run directly (the same for `command`)', ms(n['true_median'] - d['true_wall_median'])],
         ])
+        steps = dict(d.get('import_steps', []))
+        if n.get('result_median') and len(steps) >= 4:
+            gap = n['layout_median'] - n['true_median']
+            keys = list(steps)
+            parts = [
+                ('simulated NVML calls (%d; each reads what the module returns: identity, MIG mode, profiles with placements'
+                 ' and remaining capacity, instances, MIG devices, processes)' % n['nvml_calls_per_run'], ip['nvml_median']),
+                ('NVML start-up (the simulator\'s library load and first `nvmlInit`)', ip.get('sim_init_seconds') or 0.0),
+                ('importing pynvml', steps[keys[2]] - steps[keys[1]]),
+                ('importing the module and its module_utils (compiled from source, as from the payload)', steps[keys[3]] - steps[keys[2]]),
+                ('the collection\'s own Python (validate, plan, report)', ip['python_median']),
+                ('Ansible\'s handling of the larger result (`bench_result` - `command`)', n['result_median'] - n['true_median']),
+            ]
+            w('What stands between the no-op `mig_layout` task and `command: /bin/true` (%s in this run), part by part'
+              ' (medians of separate measurements, so the parts need not add up exactly):' % ms(gap))
+            w('')
+            L += table(['part', 'time', 'share of the gap'],
+                       [[k, ms(v), pct(v, gap)] for k, v in parts] + [['**sum of the parts**', ms(sum(v for dummy, v in parts)), '']])
+            w('Why it cannot go lower here: the NVML reads are the state the task returns (`gpus`, `mig_devices`,'
+              ' `device_map`) and the plan is built from; a no-op reads no table twice (profiles and placements once per'
+              ' GPU model) and stops the MIG device scan at the last compute instance. pynvml and NVML\'s start-up are'
+              ' outside the collection. The collection\'s imports load only what the path needs (`mig_info` no planner,'
+              ' a no-op no executor); what is left is the data model, the NVML adapter, the layout parser and the planner.'
+              ' Returning less (no profile tables) would shrink the result\'s cost but change what the modules return.')
+            w('')
         if ovh.get('payload_bytes'):
             pb = ovh['payload_bytes']
             npl = ovh.get('noop_no_pipelining', {})
