@@ -192,6 +192,9 @@ def main() -> int:
         if est:
             est_txt = (' With a real driver\'s per-call costs (measured on an H100) in place of the simulator\'s, the'
                        ' ESTIMATED ratio is %s to %s.' % (s(min(e['ratio'] for e in est)), s(max(e['ratio'] for e in est))))
+            if min(e['ratio'] for e in est) < 1.0:
+                est_txt += (' (Not meaningful in this run: below 1, because the machine\'s load inflated the simulator time'
+                            ' that the estimate subtracts.)')
         ip = ovh['inprocess_noop']
         info_txt = ''
         if ovh['noop'].get('info_median'):
@@ -213,8 +216,11 @@ def main() -> int:
         for n in sorted({r['hosts'] for r in sca['runs']}):
             ap_ = [r for r in sca['runs'] if r['hosts'] == n and r['kind'] == 'apply' and r['forks'] == sca['forks_chosen']]
             tr = [r for r in sca['runs'] if r['hosts'] == n and r['kind'] == 'trivial']
+            no_ = [r for r in sca['runs'] if r['hosts'] == n and r['kind'] == 'noop']
             if ap_ and tr:
-                parts.append('%d hosts %.0f s (%.2fx the trivial task)' % (n, ap_[0]['wall'], ap_[0]['wall'] / tr[0]['wall']))
+                parts.append('%d hosts %.0f s (%.2fx the trivial task%s)' % (
+                    n, ap_[0]['wall'], ap_[0]['wall'] / tr[0]['wall'],
+                    '; no-op %.0f s, %.2fx' % (no_[0]['wall'], no_[0]['wall'] / tr[0]['wall']) if no_ else ''))
         w('* **Scale** (8 simulated GPUs per host, forks %s): converging %s.' % (sca['forks_chosen'], '; '.join(parts) or 'n/a'))
     w('')
 
