@@ -34,6 +34,18 @@ class Placement:
         return {'start': self.start, 'size': self.size}
 
 
+def _profile_dict(prof: t.Any) -> dict[str, t.Any]:
+    """What GPU and compute instance profiles report alike."""
+    return {
+        'id': prof.id,
+        'name': prof.name,
+        'slices': prof.slice_count,
+        'max_instances': prof.instance_count,
+        'multiprocessors': prof.multiprocessors,
+        'placements': [p.to_dict() for p in prof.placements],
+    }
+
+
 @dataclasses.dataclass(frozen=True)
 class ComputeInstanceProfile:
     """A compute-instance profile offered inside a GPU instance of one GI profile."""
@@ -46,14 +58,7 @@ class ComputeInstanceProfile:
     placements: tuple[Placement, ...] = ()   # legal CI placements (in compute slices) inside the GI
 
     def to_dict(self) -> dict[str, t.Any]:
-        return {
-            'id': self.id,
-            'name': self.name,
-            'slices': self.slice_count,
-            'max_instances': self.instance_count,
-            'multiprocessors': self.multiprocessors,
-            'placements': [p.to_dict() for p in self.placements],
-        }
+        return _profile_dict(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,59 +86,39 @@ class GpuInstanceProfile:
         return self.placements[0].size if self.placements else 0
 
     def to_dict(self) -> dict[str, t.Any]:
-        return {
-            'id': self.id,
-            'index': self.index,
-            'name': self.name,
-            'slices': self.slice_count,
-            'memory_mib': self.memory_mib,
-            'multiprocessors': self.multiprocessors,
-            'copy_engines': self.copy_engines,
-            'decoders': self.decoders,
-            'encoders': self.encoders,
-            'jpeg_decoders': self.jpeg_decoders,
-            'ofa_engines': self.ofa_engines,
-            'max_instances': self.instance_count,
-            'placements': [p.to_dict() for p in self.placements],
-            'remaining': self.remaining,
-            'compute_instance_profiles': [c.to_dict() for c in self.compute_profiles],
-        }
+        return dict(
+            _profile_dict(self), index=self.index, memory_mib=self.memory_mib, copy_engines=self.copy_engines,
+            decoders=self.decoders, encoders=self.encoders, jpeg_decoders=self.jpeg_decoders, ofa_engines=self.ofa_engines,
+            remaining=self.remaining, compute_instance_profiles=[c.to_dict() for c in self.compute_profiles])
 
 
 @dataclasses.dataclass(frozen=True)
-class ComputeInstance:
+class _Instance:
+    """What GPU and compute instances share: ID, profile (ID and name, e.g. ``3g.40gb`` or ``1c.3g.40gb``), placement."""
+
     id: int
     profile_id: int
-    profile: str            # name, e.g. ``1c.3g.40gb``
+    profile: str
     placement: Placement
+
+    def to_dict(self) -> dict[str, t.Any]:
+        return {'id': self.id, 'profile': self.profile, 'profile_id': self.profile_id, 'placement': self.placement.to_dict()}
+
+
+@dataclasses.dataclass(frozen=True)
+class ComputeInstance(_Instance):
     mig_uuid: str | None = None
 
     def to_dict(self) -> dict[str, t.Any]:
-        return {
-            'id': self.id,
-            'profile': self.profile,
-            'profile_id': self.profile_id,
-            'placement': self.placement.to_dict(),
-            'mig_uuid': self.mig_uuid,
-        }
+        return dict(super().to_dict(), mig_uuid=self.mig_uuid)
 
 
 @dataclasses.dataclass(frozen=True)
-class GpuInstance:
-    id: int
-    profile_id: int
-    profile: str            # name, e.g. ``3g.40gb``
-    placement: Placement
+class GpuInstance(_Instance):
     compute_instances: tuple[ComputeInstance, ...] = ()
 
     def to_dict(self) -> dict[str, t.Any]:
-        return {
-            'id': self.id,
-            'profile': self.profile,
-            'profile_id': self.profile_id,
-            'placement': self.placement.to_dict(),
-            'compute_instances': [c.to_dict() for c in self.compute_instances],
-        }
+        return dict(super().to_dict(), compute_instances=[c.to_dict() for c in self.compute_instances])
 
 
 @dataclasses.dataclass(frozen=True)

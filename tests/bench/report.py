@@ -192,6 +192,9 @@ def main() -> int:
         if est:
             est_txt = (' With a real driver\'s per-call costs (measured on an H100) in place of the simulator\'s, the'
                        ' ESTIMATED ratio is %s to %s.' % (s(min(e['ratio'] for e in est)), s(max(e['ratio'] for e in est))))
+            if min(e['ratio'] for e in est) < 1.0:
+                est_txt += (' (Not meaningful in this run: below 1, because the machine\'s load inflated the simulator time'
+                            ' that the estimate subtracts.)')
         ip = ovh['inprocess_noop']
         info_txt = ''
         if ovh['noop'].get('info_median'):
@@ -213,8 +216,11 @@ def main() -> int:
         for n in sorted({r['hosts'] for r in sca['runs']}):
             ap_ = [r for r in sca['runs'] if r['hosts'] == n and r['kind'] == 'apply' and r['forks'] == sca['forks_chosen']]
             tr = [r for r in sca['runs'] if r['hosts'] == n and r['kind'] == 'trivial']
+            no_ = [r for r in sca['runs'] if r['hosts'] == n and r['kind'] == 'noop']
             if ap_ and tr:
-                parts.append('%d hosts %.0f s (%.2fx the trivial task)' % (n, ap_[0]['wall'], ap_[0]['wall'] / tr[0]['wall']))
+                parts.append('%d hosts %.0f s (%.2fx the trivial task%s)' % (
+                    n, ap_[0]['wall'], ap_[0]['wall'] / tr[0]['wall'],
+                    '; no-op %.0f s, %.2fx' % (no_[0]['wall'], no_[0]['wall'] / tr[0]['wall']) if no_ else ''))
         w('* **Scale** (8 simulated GPUs per host, forks %s): converging %s.' % (sca['forks_chosen'], '; '.join(parts) or 'n/a'))
     w('')
 
@@ -416,6 +422,31 @@ def main() -> int:
              ms(n['layout_median'] - d['wall_median'])],
             ['`command` task minus its module run directly (the same for `command`)', ms(n['true_median'] - d['true_wall_median'])],
         ])
+        steps = dict(d.get('import_steps', []))
+        if n.get('result_median') and len(steps) >= 4:
+            gap = n['layout_median'] - n['true_median']
+            keys = list(steps)
+            parts = [
+                ('simulated NVML calls (%d; each reads what the module returns: identity, MIG mode, profiles with placements'
+                 ' and remaining capacity, instances, MIG devices, processes)' % n['nvml_calls_per_run'], ip['nvml_median']),
+                ('NVML start-up (the simulator\'s library load and first `nvmlInit`)', ip.get('sim_init_seconds') or 0.0),
+                ('importing pynvml', steps[keys[2]] - steps[keys[1]]),
+                ('importing the module and its module_utils (compiled from source, as from the payload)', steps[keys[3]] - steps[keys[2]]),
+                ('the collection\'s own Python (validate, plan, report)', ip['python_median']),
+                ('Ansible\'s handling of the larger result (`bench_result` - `command`)', n['result_median'] - n['true_median']),
+            ]
+            w('What stands between the no-op `mig_layout` task and `command: /bin/true` (%s in this run), part by part'
+              ' (medians of separate measurements, so the parts need not add up exactly):' % ms(gap))
+            w('')
+            L += table(['part', 'time', 'share of the gap'],
+                       [[k, ms(v), pct(v, gap)] for k, v in parts] + [['**sum of the parts**', ms(sum(v for dummy, v in parts)), '']])
+            w('Why it cannot go lower here: the NVML reads are the state the task returns (`gpus`, `mig_devices`,'
+              ' `device_map`) and the plan is built from; a no-op reads no table twice (profiles and placements once per'
+              ' GPU model) and stops the MIG device scan at the last compute instance. pynvml and NVML\'s start-up are'
+              ' outside the collection. The collection\'s imports load only what the path needs (`mig_info` no planner,'
+              ' a no-op no executor); what is left is the data model, the NVML adapter, the layout parser and the planner.'
+              ' Returning less (no profile tables) would shrink the result\'s cost but change what the modules return.')
+            w('')
         if ovh.get('payload_bytes'):
             pb = ovh['payload_bytes']
             npl = ovh.get('noop_no_pipelining', {})
@@ -463,6 +494,7 @@ def main() -> int:
                     w('')
         repo = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
         realhw = sorted(glob.glob(os.path.join(repo, 'tests', 'hardware', 'results', '*', 'overhead.txt')))
+        breakdowns = sorted(glob.glob(os.path.join(repo, 'tests', 'hardware', 'results', '*', 'breakdown.txt')))
         if realhw:
             w('### Measured on real GPUs, MIG disabled')
             w('')
@@ -479,6 +511,16 @@ def main() -> int:
                 w(text)
                 w('```')
                 w('')
+        for path in breakdowns:
+            with open(path, encoding='utf-8') as f:
+                text = f.read().rstrip('\n')
+            w('In-process start-up and read costs on a real GPU where the Ansible tasks could not be timed'
+              ' (`%s`; details in docs/hardware.md):' % os.path.relpath(path, repo))
+            w('')
+            w('```text')
+            w(text)
+            w('```')
+            w('')
         a = ovh['apply']
         w('### Reconfiguration of 8 GPUs in one task')
         w('')
