@@ -237,11 +237,14 @@ def main() -> None:
             'lock_timeout': {'type': 'int', 'default': 300},
         },
         mutually_exclusive=[('layouts', 'config_file')],
-        required_one_of=[('layouts', 'config_file')],
         required_together=[('config_file', 'config_name')],
         supports_check_mode=True,
     )
     p = module.params
+    # Checked here, not with required_one_of: Ansible reports the first validation error only, and a
+    # misspelt option (layout:) must be reported by its name rather than as a missing 'layouts'.
+    if p['layouts'] is None and p['config_file'] is None:
+        module.fail_json(msg='one of layouts or config_file is required')
     config = read_config(module, p['config_file']) if p['config_file'] else None
     try:
         with host_lock(p['lock_file'], p['lock_timeout']):
