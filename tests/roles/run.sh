@@ -9,7 +9,7 @@
 #                            (default: a fresh copy of this checkout under a temp dir)
 #   ROLETEST_CACHE           cache for the debootstrap rootfs (default /var/tmp/gpuops-roletest)
 #   ROLETEST_MIRROR          Debian mirror for debootstrap (default: the one apt on this host uses)
-#   ROLETEST_TIERS           tiers to run (default "chroot nspawn mig preflight")
+#   ROLETEST_TIERS           tiers to run (default "chroot nspawn mig preflight dnf")
 #   ROLETEST_KEEP            keep the temp dir (rootfs copies, logs)
 # Needs root, debootstrap, dpkg-deb, dpkg-scanpackages, gpg, python3; systemd-nspawn and
 # nsenter for the nspawn tier.
@@ -19,7 +19,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 HERE=$ROLETEST_HERE
 CACHE=${ROLETEST_CACHE:-/var/tmp/gpuops-roletest}
-TIERS=${ROLETEST_TIERS:-chroot nspawn mig preflight}
+TIERS=${ROLETEST_TIERS:-chroot nspawn mig preflight dnf}
 SUITE=bookworm
 VERSIONS=(1.19.0-1 1.20.0-1)
 PACKAGES=(nvidia-container-toolkit nvidia-container-toolkit-base libnvidia-container-tools libnvidia-container1)
@@ -126,6 +126,7 @@ build_repo() {
     mkdir -m 700 "$GNUPGHOME"
     gpg --batch --quiet --passphrase '' --quick-gen-key 'gpuops roletest <roletest@localhost>' ed25519 sign 1d 2>/dev/null
     gpg --batch --quiet --armor --export >"$REPO/gpgkey"
+    REPO_FPR=$(gpg --batch --with-colons --list-keys | awk -F: '$1 == "fpr" {print $10; exit}')
     gpg --batch --quiet --yes --clearsign -o "$pool/InRelease" "$pool/Release"
     gpg --batch --quiet --yes --armor --detach-sign -o "$pool/Release.gpg" "$pool/Release"
     log "signed repo with ${#VERSIONS[@]} versions x ${#PACKAGES[@]} packages in $REPO"
@@ -150,6 +151,7 @@ ct_vars() {
     {
         echo "container_toolkit_apt_repo_url: '$REPO_URL/deb/\$(ARCH)'"
         echo "container_toolkit_apt_key_url: '$REPO_URL/gpgkey'"
+        echo "container_toolkit_key_fingerprints: ['$REPO_FPR']"
         local kv
         for kv in "$@"; do echo "$kv"; done
     } >"$file"
@@ -211,6 +213,13 @@ tier_chroot() {
     v119=$(ct_vars c119 "$all" "container_toolkit_version: 1.19.0-1")
     v120=$(ct_vars c120 "$all")
     vdef=$(ct_vars cdef "$all" "container_toolkit_set_as_default: true")
+
+    # Fresh host: check mode predicts the installation; a key with another fingerprint installs nothing.
+    ct_play chroot-check-fresh changed "$inv" "$v119" --check --diff
+    log_has "check mode predicts the package installation" 'a real run installs nvidia-container-toolkit=1\.19\.0-1'
+    ct_play chroot-fingerprint-differs fail "$inv" "$(ct_vars cfpr "container_toolkit_key_fingerprints: ['0123456789ABCDEF0123456789ABCDEF01234567']")"
+    log_has "key refused by fingerprint" "fingerprint\\(s\\) $REPO_FPR.*not in container_toolkit_key_fingerprints"
+    check "nothing installed, no key, no source after the refused key" bash -c "! chroot '$R' dpkg-query -W nvidia-container-toolkit-base >/dev/null 2>&1 && [[ ! -e '$R/etc/apt/keyrings/nvidia-container-toolkit.asc' && ! -e '$R/etc/apt/sources.list.d/nvidia-container-toolkit.sources' ]]"
 
     log "-- scenario: pinned 1.19.0-1, three runtimes"
     ct_play chroot-converge-1.19 changed "$inv" "$v119"
@@ -562,6 +571,7 @@ main() {
                 log "== preflight tier (tests/roles/preflight.sh)"
                 if ROLETEST_NESTED=1 "$HERE/preflight.sh"; then pass "preflight.sh"; else fail "preflight.sh (see its output above)"; fi
                 ;;
+            dnf) log "== dnf tier (tests/roles/dnf.sh)"; if ROLETEST_NESTED=1 "$HERE/dnf.sh"; then pass "dnf.sh"; else fail "dnf.sh (see its output above)"; fi ;;
             *) echo "unknown tier $t" >&2; exit 2 ;;
         esac
         log "tier $t took $((SECONDS - ts))s"
