@@ -9,7 +9,7 @@
 #                            (default: a fresh copy of this checkout under a temp dir)
 #   ROLETEST_CACHE           cache for the debootstrap rootfs (default /var/tmp/gpuops-roletest)
 #   ROLETEST_MIRROR          Debian mirror for debootstrap (default: the one apt on this host uses)
-#   ROLETEST_TIERS           tiers to run (default "chroot nspawn mig preflight dnf")
+#   ROLETEST_TIERS           tiers to run (default "chroot nspawn mig preflight dnf site")
 #   ROLETEST_KEEP            keep the temp dir (rootfs copies, logs)
 # Needs root, debootstrap, dpkg-deb, dpkg-scanpackages, gpg, python3; systemd-nspawn and
 # nsenter for the nspawn tier.
@@ -19,7 +19,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 HERE=$ROLETEST_HERE
 CACHE=${ROLETEST_CACHE:-/var/tmp/gpuops-roletest}
-TIERS=${ROLETEST_TIERS:-chroot nspawn mig preflight dnf}
+TIERS=${ROLETEST_TIERS:-chroot nspawn mig preflight dnf site}
 SUITE=bookworm
 VERSIONS=(1.19.0-1 1.20.0-1)
 PACKAGES=(nvidia-container-toolkit nvidia-container-toolkit-base libnvidia-container-tools libnvidia-container1)
@@ -553,10 +553,10 @@ tier_mig() {
 main() {
     local t0=$SECONDS
     roletest_setup
-    if [[ " $TIERS " == *" chroot "* || " $TIERS " == *" nspawn "* || " $TIERS " == *" mig "* ]]; then
+    if [[ " $TIERS " == *" chroot "* || " $TIERS " == *" nspawn "* || " $TIERS " == *" mig "* || " $TIERS " == *" site "* ]]; then
         ensure_base_rootfs
     fi
-    if [[ " $TIERS " == *" chroot "* || " $TIERS " == *" nspawn "* ]]; then
+    if [[ " $TIERS " == *" chroot "* || " $TIERS " == *" nspawn "* || " $TIERS " == *" site "* ]]; then
         build_repo
         start_repo_server
     fi
@@ -572,6 +572,7 @@ main() {
                 if ROLETEST_NESTED=1 "$HERE/preflight.sh"; then pass "preflight.sh"; else fail "preflight.sh (see its output above)"; fi
                 ;;
             dnf) log "== dnf tier (tests/roles/dnf.sh)"; if ROLETEST_NESTED=1 "$HERE/dnf.sh"; then pass "dnf.sh"; else fail "dnf.sh (see its output above)"; fi ;;
+            site) log "== site tier (tests/roles/site.sh)"; if ROLETEST_APT_REPO_URL=$REPO_URL ROLETEST_APT_REPO_FPR=$REPO_FPR ROLETEST_BASE_ROOTFS=$BASE "$HERE/site.sh"; then pass "site.sh"; else fail "site.sh (see its output above)"; fi ;;
             *) echo "unknown tier $t" >&2; exit 2 ;;
         esac
         log "tier $t took $((SECONDS - ts))s"
