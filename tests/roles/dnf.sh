@@ -125,7 +125,7 @@ index_and_sign_repo() { # index_and_sign_repo DIR KEY-NAME: createrepo_c, then r
 build_repos() {
     SRV=$WORK/srv
     export GNUPGHOME=$WORK/gnupg
-    mkdir -p -m 700 "$GNUPGHOME"
+    mkdir -m 700 "$GNUPGHOME"
     on_exit "GNUPGHOME='$GNUPGHOME' gpgconf --kill gpg-agent"
     gpg --batch --quiet --passphrase '' --quick-gen-key 'gpuops dnf tier <repo@localhost>' rsa3072 sign 1d 2>/dev/null
     gpg --batch --quiet --passphrase '' --quick-gen-key 'someone else <other@localhost>' rsa3072 sign 1d 2>/dev/null
