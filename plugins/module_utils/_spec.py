@@ -139,12 +139,19 @@ class _Selector:
         return str(self.value)
 
 
+def _list_hint(value: t.Any) -> str:
+    """The YAML list a scalar ``devices`` probably meant: ``"0,1"`` -> ``[0, 1]``, ``"GPU-x"`` -> ``['GPU-x']``."""
+    items = [s for s in re.split(r'[\s,;]+', str(value).strip()) if s][:MAX_DEVICES] if isinstance(value, str) else [value]
+    shown = ', '.join(str(s) if isinstance(s, int) or (isinstance(s, str) and s.isdigit() and len(s) <= 5) else _short(s) for s in items)
+    return '[%s]%s' % (shown, ' for one GPU' if len(items) == 1 else '')
+
+
 def _parse_devices(value: t.Any, path: str, config_style: bool) -> list[_Selector] | None:
     """None means ``all``."""
     if isinstance(value, str) and value.strip().lower() == 'all':
         return None
     if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
-        raise SpecError(path, 'must be "all" or a list (write [%s] for one GPU)' % _short(value))
+        raise SpecError(path, 'must be "all" or a list (write %s)' % _list_hint(value))
     lst = _check_list(value, path, MAX_DEVICES)
     if not lst:
         raise SpecError(path, 'must not be empty; use "all" or list GPUs')

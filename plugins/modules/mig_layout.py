@@ -282,11 +282,14 @@ def main() -> None:
             'lock_timeout': {'type': 'int', 'default': 300},
         },
         mutually_exclusive=[('layouts', 'config_file', 'config_content')],
-        required_one_of=[('layouts', 'config_file', 'config_content')],
         required_by={'config_file': 'config_name', 'config_content': 'config_name'},
         supports_check_mode=True,
     )
     p = module.params
+    # Checked here, not with required_one_of: Ansible reports the first validation error only, and a
+    # misspelt option (layout:) must be reported by its name rather than as a missing 'layouts'.
+    if p['layouts'] is None and p['config_file'] is None and p['config_content'] is None:
+        module.fail_json(msg='one of layouts, config_file or config_content is required')
     if not 0 <= p['lock_timeout'] <= MAX_LOCK_TIMEOUT:
         module.fail_json(msg='lock_timeout: must be between 0 and %d seconds, got %d' % (MAX_LOCK_TIMEOUT, p['lock_timeout']),
                          field='lock_timeout')

@@ -142,6 +142,11 @@ CASES
 commit: 0000000"
     pf ctk-too-old fail "h100-80gb:1 580.159.04" -e '{"preflight_container_runtimes": ["docker"]}'
     log_has "old toolkit: version and minimum" 'gpuhost: NVIDIA Container Toolkit 1\.17\.8 is older than 1\.19\.0.*Fix: upgrade it'
+    # After the container_toolkit role in the same play: check mode counts the version about to be
+    # installed; a real run reads the host again.
+    pf ctk-planned-check-mode 0 "h100-80gb:1 580.159.04" --check -e '{"preflight_container_runtimes": ["docker"], "container_toolkit_planned_version": "1.20.0-1"}'
+    pf ctk-planned-real-run fail "h100-80gb:1 580.159.04" -e '{"preflight_container_runtimes": ["docker"], "container_toolkit_planned_version": "1.20.0-1"}'
+    log_has "real run: the host's own version counts" 'NVIDIA Container Toolkit 1\.17\.8 is older than 1\.19\.0'
     pf ctk-no-runtimes 0 "h100-80gb:1 580.159.04"
     fake_tool nvidia-ctk "NVIDIA Container Toolkit CLI version 1.20.0
 commit: 0000000"
@@ -159,8 +164,15 @@ registry.local/kube-proxy:v1.30.0"
     pf k8s-kubectl-old fail "h100-80gb:1 580.159.04" -e '{"preflight_kubernetes": true}'
     log_has "device plugin detected with kubectl" 'k8s-device-plugin 0\.6\.2 does not support MIG'
     check "GFD 0.2.2 from kubectl accepted" bash -c "! grep -q 'gpu-feature-discovery 0.2.2 does not' '$PLAY_LOG'"
+    printf '#!/bin/sh\necho "error: no configuration has been provided" >&2\nexit 1\n' >"$FAKEBIN/kubectl"
+    chmod 755 "$FAKEBIN/kubectl"
+    pf k8s-undetectable fail "h100-80gb:1 580.159.04" -e '{"preflight_kubernetes": true}'
+    log_has "unknown version is a failure with the reason" 'preflight_kubernetes is true but the k8s-device-plugin version is unknown: kubectl on localhost failed \(rc 1\): error: no configuration has been provided'
+    fake_tool kubectl "registry.local/kube-proxy:v1.30.0"
+    pf k8s-no-plugin-image fail "h100-80gb:1 580.159.04" -e '{"preflight_kubernetes": true, "preflight_k8s_gfd_version": "0.17.0"}'
+    log_has "no device plugin image: named" 'k8s-device-plugin version is unknown: no DaemonSet runs an image named k8s-device-plugin'
     rm -f "$FAKEBIN/kubectl"
-    pf k8s-undetectable-ok 0 "h100-80gb:1 580.159.04" -e '{"preflight_kubernetes": true}'
+    pf k8s-versions-given-no-kubectl 0 "h100-80gb:1 580.159.04" -e '{"preflight_kubernetes": true, "preflight_k8s_device_plugin_version": "0.17.0", "preflight_k8s_gfd_version": "0.17.0"}'
 
     log "preflight total $((SECONDS - t0))s"
     roletest_summary

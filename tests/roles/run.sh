@@ -9,7 +9,7 @@
 #                            (default: a fresh copy of this checkout under a temp dir)
 #   ROLETEST_CACHE           cache for the debootstrap rootfs (default /var/tmp/gpuops-roletest)
 #   ROLETEST_MIRROR          Debian mirror for debootstrap (default: the one apt on this host uses)
-#   ROLETEST_TIERS           tiers to run (default "chroot nspawn mig preflight slurm")
+#   ROLETEST_TIERS           tiers to run (default "chroot nspawn mig preflight slurm dnf site")
 #   ROLETEST_KEEP            keep the temp dir (rootfs copies, logs)
 # Needs root, debootstrap, dpkg-deb, dpkg-scanpackages, gpg, python3; systemd-nspawn and
 # nsenter for the nspawn tier.
@@ -19,7 +19,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 HERE=$ROLETEST_HERE
 CACHE=${ROLETEST_CACHE:-/var/tmp/gpuops-roletest}
-TIERS=${ROLETEST_TIERS:-chroot nspawn mig preflight slurm}
+TIERS=${ROLETEST_TIERS:-chroot nspawn mig preflight slurm dnf site}
 SUITE=bookworm
 VERSIONS=(1.19.0-1 1.20.0-1)
 PACKAGES=(nvidia-container-toolkit nvidia-container-toolkit-base libnvidia-container-tools libnvidia-container1)
@@ -126,6 +126,7 @@ build_repo() {
     mkdir -m 700 "$GNUPGHOME"
     gpg --batch --quiet --passphrase '' --quick-gen-key 'gpuops roletest <roletest@localhost>' ed25519 sign 1d 2>/dev/null
     gpg --batch --quiet --armor --export >"$REPO/gpgkey"
+    REPO_FPR=$(gpg --batch --with-colons --list-keys | awk -F: '$1 == "fpr" {print $10; exit}')
     gpg --batch --quiet --yes --clearsign -o "$pool/InRelease" "$pool/Release"
     gpg --batch --quiet --yes --armor --detach-sign -o "$pool/Release.gpg" "$pool/Release"
     log "signed repo with ${#VERSIONS[@]} versions x ${#PACKAGES[@]} packages in $REPO"
@@ -153,6 +154,7 @@ ct_vars() {
         # Without a driver, the real `nvidia-ctk cdi generate` fails; runtimes.sh generates CDI specs
         # against the simulated driver.
         echo "container_toolkit_cdi_generate: false"
+        echo "container_toolkit_key_fingerprints: ['$REPO_FPR']"
         local kv
         for kv in "$@"; do echo "$kv"; done
     } >"$file"
@@ -209,6 +211,13 @@ tier_chroot() {
     v119=$(ct_vars c119 "$all" "container_toolkit_version: 1.19.0-1")
     v120=$(ct_vars c120 "$all")
     vdef=$(ct_vars cdef "$all" "container_toolkit_set_as_default: true")
+
+    # Fresh host: check mode predicts the installation; a key with another fingerprint installs nothing.
+    ct_play chroot-check-fresh changed "$inv" "$v119" --check --diff
+    log_has "check mode predicts the package installation" 'a real run installs nvidia-container-toolkit=1\.19\.0-1'
+    ct_play chroot-fingerprint-differs fail "$inv" "$(ct_vars cfpr "container_toolkit_key_fingerprints: ['0123456789ABCDEF0123456789ABCDEF01234567']")"
+    log_has "key refused by fingerprint" "fingerprint\\(s\\) $REPO_FPR.*not in container_toolkit_key_fingerprints"
+    check "nothing installed, no key, no source after the refused key" bash -c "! chroot '$R' dpkg-query -W nvidia-container-toolkit-base >/dev/null 2>&1 && [[ ! -e '$R/etc/apt/keyrings/nvidia-container-toolkit.asc' && ! -e '$R/etc/apt/sources.list.d/nvidia-container-toolkit.sources' ]]"
 
     log "-- scenario: pinned 1.19.0-1, three runtimes"
     ct_play chroot-converge-1.19 changed "$inv" "$v119"
@@ -539,16 +548,16 @@ tier_mig() {
 main() {
     local t0=$SECONDS
     roletest_setup
-    if [[ " $TIERS " == *" chroot "* || " $TIERS " == *" nspawn "* || " $TIERS " == *" mig "* ]]; then
+    if [[ " $TIERS " == *" chroot "* || " $TIERS " == *" nspawn "* || " $TIERS " == *" mig "* || " $TIERS " == *" site "* ]]; then
         ensure_base_rootfs
     fi
-    if [[ " $TIERS " == *" chroot "* || " $TIERS " == *" nspawn "* ]]; then
+    if [[ " $TIERS " == *" chroot "* || " $TIERS " == *" nspawn "* || " $TIERS " == *" site "* ]]; then
         local rc=0
         REAL_CTK=$(real_nvidia_ctk "$CACHE") || rc=$?
         ((rc != 2)) || exit 1
-        ((rc == 0)) || { log "chroot and nspawn tiers skipped: no real nvidia-ctk (NVIDIA_CTK=path or ../shared)"; TIERS=$(sed -e 's/\bchroot\b//' -e 's/\bnspawn\b//' <<<"$TIERS"); }
+        ((rc == 0)) || { log "chroot, nspawn and site tiers skipped: no real nvidia-ctk (NVIDIA_CTK=path or ../shared)"; TIERS=$(sed -e 's/\bchroot\b//' -e 's/\bnspawn\b//' -e 's/\bsite\b//' <<<"$TIERS"); }
     fi
-    if [[ " $TIERS " == *" chroot "* || " $TIERS " == *" nspawn "* ]]; then
+    if [[ " $TIERS " == *" chroot "* || " $TIERS " == *" nspawn "* || " $TIERS " == *" site "* ]]; then
         build_repo
         start_repo_server
     fi
@@ -564,6 +573,8 @@ main() {
                 if ROLETEST_NESTED=1 "$HERE/preflight.sh"; then pass "preflight.sh"; else fail "preflight.sh (see its output above)"; fi
                 ;;
             slurm) if ROLETEST_NESTED=1 "$HERE/slurm.sh"; then pass "slurm.sh"; else fail "slurm.sh (see its output above)"; fi ;;
+            dnf) log "== dnf tier (tests/roles/dnf.sh)"; if ROLETEST_NESTED=1 "$HERE/dnf.sh"; then pass "dnf.sh"; else fail "dnf.sh (see its output above)"; fi ;;
+            site) log "== site tier (tests/roles/site.sh)"; if ROLETEST_APT_REPO_URL=$REPO_URL ROLETEST_APT_REPO_FPR=$REPO_FPR ROLETEST_BASE_ROOTFS=$BASE "$HERE/site.sh"; then pass "site.sh"; else fail "site.sh (see its output above)"; fi ;;
             *) echo "unknown tier $t" >&2; exit 2 ;;
         esac
         log "tier $t took $((SECONDS - ts))s"

@@ -197,3 +197,19 @@ if given is not None:
             resolve_layouts(host(), config=text, config_name='a')
         except SpecError:
             pass
+
+
+@pytest.mark.parametrize('devices,hint', [
+    ('0,1', 'write [0, 1])'),
+    ('0, 1 ,2', 'write [0, 1, 2])'),
+    ('3', 'write [3] for one GPU)'),
+    (3, 'write [3] for one GPU)'),
+    ('GPU-0c6c2a3e-5e6a-4f8e-9d7a-2b1c0d9e8f7a', "write ['GPU-0c6c2a3e-5e6a-4f8e-9d7a-2b1c0d9e8f7a'] for one GPU)"),
+    ('0000:3b:00.0,1', "write ['0000:3b:00.0', 1])"),
+])
+def test_scalar_devices_suggest_the_list_meant(devices, hint):
+    with pytest.raises(SpecError) as e:
+        resolve_layouts(host(), layouts=[{'devices': devices, 'mig_enabled': False}])
+    assert e.value.field == 'layouts[0].devices'
+    assert str(e.value).endswith(hint), str(e.value)
+    assert "['0,1']" not in str(e.value)
