@@ -177,9 +177,10 @@ o = p["objective"]
 assert p["feasible"] and p["summary"]["changed_hosts"] == [] and o["gpus_changed"] == 0 and o["destroyed_instances"] == 0, o
 ' "$WORK/plan2/plan.json" || die "a second plan on the converged fleet is not empty"
 ok "second plan on the converged fleet is empty"
-play "$WORK/plan3.log" -i localhost, "$COLL/playbooks/plan.yml" -e "@$WORK/demand.yml" -e gpuops_mig_hosts=localhost \
-  -e "gpuops_fleet_facts_file=$WORK/plan1/facts.json" -e "gpuops_fleet_plan_dir=$WORK/plan3" -e ansible_connection=local \
-  -e "ansible_python_interpreter=$PY"
+# offline: the same inventory (for its groups), one host as the play target, nothing read from the hosts
+play "$WORK/plan3.log" -i "$WORK/inv/hosts.yml" "$COLL/playbooks/plan.yml" -e "@$WORK/demand.yml" -e gpuops_mig_hosts=grace \
+  -e "gpuops_fleet_facts_file=$WORK/plan1/facts.json" -e "gpuops_fleet_plan_dir=$WORK/plan3"
+grep -A1 "Read the MIG state of the host" "$WORK/plan3.log" | grep -q "skipping: \[grace\]" || die "the offline plan read the hosts"
 cmp -s <("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["objective"])' "$WORK/plan1/plan.json") \
        <("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["objective"])' "$WORK/plan3/plan.json") \
   || die "planning from the saved facts gave another plan"
