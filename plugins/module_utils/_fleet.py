@@ -156,6 +156,17 @@ def parse_demand(demand: t.Any, groups: t.Mapping[str, t.Sequence[str]], headroo
     return out
 
 
+def _gpu_set(refs: t.Any, field: str, fleet: t.Mapping[str, t.Sequence[Gpu]]) -> set[tuple[str, int]]:
+    """The (host, GPU index) pairs that ``refs`` name: a host name stands for all of its GPUs."""
+    out: set[tuple[str, int]] = set()
+    for i, ref in enumerate(refs or ()):
+        if isinstance(ref, str) and ref in fleet:
+            out.update((ref, g.index) for g in fleet[ref])
+        else:
+            out.update(_gpu_ref(ref, '%s[%d]' % (field, i), fleet))
+    return out
+
+
 def _gpu_ref(ref: t.Any, path: str, hosts: t.Mapping[str, t.Sequence[Gpu]]) -> list[tuple[str, int]]:
     """``HOST:INDEX``, ``HOST`` (every GPU of it) or a GPU UUID -> [(host, index)]."""
     if not isinstance(ref, (str, int)) or isinstance(ref, bool):
@@ -382,18 +393,8 @@ def plan_fleet(hosts_gpus: t.Mapping[str, t.Sequence[t.Any]], demand: t.Any, gro
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                 raise SpecError('weights.%s' % k, 'must be a number >= 0')
             w[k] = float(v)
-    excluded: set[tuple[str, int]] = set()
-    for i, ref in enumerate(exclude or ()):
-        if isinstance(ref, str) and ref in fleet:
-            excluded.update((ref, g.index) for g in fleet[ref])
-        else:
-            excluded.update(_gpu_ref(ref, 'exclude[%d]' % i, fleet))
-    forced: set[tuple[str, int]] = set()
-    for i, ref in enumerate(keep_disabled or ()):
-        if isinstance(ref, str) and ref in fleet:
-            forced.update((ref, g.index) for g in fleet[ref])
-        else:
-            forced.update(_gpu_ref(ref, 'keep_disabled[%d]' % i, fleet))
+    excluded = _gpu_set(exclude, 'exclude', fleet)
+    forced = _gpu_set(keep_disabled, 'keep_disabled', fleet)
 
     scopes_of_host = {h: frozenset(d.pos for d in items if d.group is None or h in groups.get(d.group, ())) for h in fleet}
     whole_wanted = any(d.profile == WHOLE for d in items)
@@ -582,7 +583,8 @@ def plan_fleet(hosts_gpus: t.Mapping[str, t.Sequence[t.Any]], demand: t.Any, gro
         opt = float(vec @ np.round(res.x * (integ == 1)) + vec @ (res.x * (integ == 0)))
         slack = 1e-6 if name == 'weighted' else 0.5
         extra_rows.append((vec, (math.floor(opt + 1e-6) if name != 'weighted' else opt) + slack))
-    assert res is not None
+    if res is None:  # pragma: no cover - the loop above runs at least one stage
+        raise RuntimeError('no integer program was solved')
     xv = np.round(res.x).astype(int)
 
     # ---- concrete assignment: which GPU takes which candidate

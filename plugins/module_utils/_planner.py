@@ -55,6 +55,7 @@ from ansible_collections.gpuops.mig.plugins.module_utils._safety import (
     whole_gpu_pids,
 )
 
+
 class _Planner:
     def __init__(self, gpu: Gpu, desired: DesiredGpu, whole_gpu_clients_block: bool = True) -> None:
         self.gpu = gpu
@@ -65,7 +66,6 @@ class _Planner:
 
     def fail(self, msg: str, field: str | None = None) -> PlanError:
         return PlanError('%s: %s' % (self.where, msg), gpu_index=self.gpu.index, field=field)
-
 
     # -- step 3: keep-set search ---------------------------------------------------------------
     def in_use_cis(self, gi: GpuInstance) -> list[ComputeInstance]:
@@ -283,4 +283,3 @@ def _naming_whole_gpu_clients(gpu: Gpu, exc: PlanError) -> PlanError:
         return exc
     return PlanError('%s; processes also hold the whole GPU without a GPU instance (PIDs %s)' % (exc, pids_text(pids)),
                      gpu_index=exc.gpu_index, field=exc.field)
-

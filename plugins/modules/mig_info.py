@@ -243,8 +243,10 @@ def main() -> None:
         gpus = nvml.read_gpus()
         modes = {g.index: nvml.virtualization_mode(g.index) for g in gpus}
     selected = select_gpus_or_fail(module, gpus, p['gpus'], 'gpus')
-    result = dict(info, changed=False, gpus=[dict(gpu_report(g), virtualization_mode=modes[g.index], current_layout=current_layout(g),
-                                                   current_mig_parted_config=current_mig_parted_config(g)) for g in selected])
+    result = dict(info, changed=False, gpus=[
+        dict(gpu_report(g), virtualization_mode=modes[g.index], current_layout=current_layout(g),
+             current_mig_parted_config=current_mig_parted_config(g))
+        for g in selected])
     if p['other_owners']:
         result['mig_owners'] = [o.to_dict() for o in find_owners(present_paths(p['host_root']), p['kubernetes_node'],
                                                                  p['kubernetes_pods'])]

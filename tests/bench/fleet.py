@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) 2026 gpuops.mig contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -94,6 +93,7 @@ def baselines(fleet, plan_obj, demand):
     gpus = [(h, g) for h, gl in fleet.items() for g in gl]
     out = {}
     # open demand per item
+
     def matches(d, g, key):
         return key != F.WHOLE and d.profile != F.WHOLE and d.matches(g, key)
 
@@ -191,7 +191,8 @@ def one(n: int, seed: int) -> dict:
     dt = time.perf_counter() - t0
     cpu = time.process_time() - c0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    res = {'gpus': sum(len(g) for g in fleet.values()), 'hosts': len(fleet), 'seconds': round(dt, 3), 'cpu_seconds': round(cpu, 3), 'peak_rss_mib': round(rss, 1),
+    res = {'gpus': sum(len(g) for g in fleet.values()), 'hosts': len(fleet), 'seconds': round(dt, 3),
+           'cpu_seconds': round(cpu, 3), 'peak_rss_mib': round(rss, 1),
            'feasible': plan.feasible, 'objective': plan.objective, 'stats': {k: v for k, v in plan.stats.items() if k != 'layouts_per_model'}}
     if n <= 10000:
         res['baselines'] = baselines(fleet, plan.objective, demand)

@@ -183,7 +183,7 @@ def main() -> int:
     noop_pb = os.path.join(work, 'noop.yml')
     with open(noop_pb, 'w', encoding='utf-8') as f:
         f.write(PLAY_HEAD + ''.join(TRUE_TASK % i + RESULT_TASK % i + LAYOUT_TASK % i + INFO_TASK % i
-                                     for i in range(1, PAIRS_PER_PLAY + 1)))
+                                    for i in range(1, PAIRS_PER_PLAY + 1)))
     apply_pb = os.path.join(work, 'apply.yml')
     with open(apply_pb, 'w', encoding='utf-8') as f:
         f.write(PLAY_HEAD + LAYOUT_TASK % 1)

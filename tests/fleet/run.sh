@@ -138,7 +138,7 @@ print(p["feasible"], p["objective"]["destroyed_instances"], ",".join(p["summary"
 [ "$feasible" = True ] || die "plan 1 is not feasible"
 [ "$planned_destroys" = 2 ] || die "plan 1 destroys $planned_destroys GPU instances; the minimum is 2 (the two idle 7g.80gb)"
 [ "$changed_hosts" = "blackwell,hopper" ] || die "plan 1 changes hosts $changed_hosts; expected blackwell,hopper (grace is busy and already holds its demand)"
-[ -s "$WORK/plan1/host_vars/hopper/mig.yml" ] && [ -s "$WORK/plan1/facts.json" ] || die "plan 1 files missing"
+{ [ -s "$WORK/plan1/host_vars/hopper/mig.yml" ] && [ -s "$WORK/plan1/facts.json" ]; } || die "plan 1 files missing"
 ok "plan: feasible, $planned_destroys destroys, hosts $changed_hosts"
 
 play "$WORK/report.log" -i "$WORK/inv/hosts.yml" "$COLL/playbooks/report.yml" -e "gpuops_mig_report_dir=$WORK/report" \

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Simulated driver for the real `nvidia-ctk cdi generate` (tests/roles/runtimes.sh, CDI scenario).
 

@@ -107,5 +107,3 @@ def config_names(config: t.Any, label: str = 'config_file') -> list[str]:
     if not isinstance(data, dict) or not isinstance(data.get('mig-configs'), dict):
         raise SpecError('%s: mig-configs' % label, 'is missing')
     return [k for k in data['mig-configs'] if isinstance(k, str)]
-
-
