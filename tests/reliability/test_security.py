@@ -265,7 +265,10 @@ def test_no_shell_in_yaml() -> None:
 FILE_MODULES = {'copy', 'template', 'file', 'lineinfile', 'blockinfile', 'get_url', 'unarchive', 'assemble', 'ini_file',
                 'community.general.ini_file'}
 # Modes taken from the file being replaced (so a site's own, possibly tighter, mode is kept).
-MODE_PRESERVED = {('roles/container_toolkit/tasks/runtime-docker.yml', 'Docker | Write the merged daemon configuration')}
+# A site's own configuration file keeps the mode it has (the role only adds nvidia's settings to it).
+MODE_PRESERVED = {('roles/container_toolkit/tasks/runtime-docker.yml', 'Docker | Write the merged daemon configuration'),
+                  ('roles/container_toolkit/tasks/runtime-containerd.yml',
+                   'Containerd | Add the drop-in directory to the imports of the main configuration')}
 
 
 def file_tasks() -> list[tuple[str, str, str, dict[str, t.Any]]]:
