@@ -101,6 +101,10 @@ container_toolkit_apt_key_url: '$ROLETEST_APT_REPO_URL/gpgkey'
 container_toolkit_key_fingerprints: ['$ROLETEST_APT_REPO_FPR']
 container_toolkit_runtimes: [docker]
 container_toolkit_cdi_refresh_enabled: false
+# The packages carry NVIDIA's real nvidia-ctk, whose \`cdi generate\` needs a driver these chroots lack
+# (runtimes.sh generates CDI against the simulated driver).
+container_toolkit_cdi_generate: false
+mig_cdi_refresh: false
 preflight_require_container_toolkit: true
 mig_gpu_clients: []
 mig_gpu_clients_mode_change: []
