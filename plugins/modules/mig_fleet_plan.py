@@ -22,11 +22,6 @@ description:
     (HiGHS); per GPU, the destroys a layout needs come from the same planner C(gpuops.mig.mig_layout) uses.
   - Demand is a minimum. Existing instances beyond it are kept (destroying them would be disruption for nothing).
   - "Runs on the controller (C(delegate_to: localhost)) and changes nothing anywhere."
-author:
-  - gpuops.mig maintainers (@gpuops)
-extends_documentation_fragment:
-  - gpuops.mig._attributes
-  - gpuops.mig._attributes.info_module
 options:
   hosts:
     description:
@@ -85,6 +80,11 @@ requirements:
 seealso:
   - module: gpuops.mig.mig_info
   - module: gpuops.mig.mig_layout
+author:
+  - gpuops.mig maintainers (@gpuops)
+extends_documentation_fragment:
+  - gpuops.mig._attributes
+  - gpuops.mig._attributes.info_module
 """
 
 EXAMPLES = r"""
