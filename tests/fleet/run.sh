@@ -180,7 +180,7 @@ ok "second plan on the converged fleet is empty"
 # offline: the same inventory (for its groups), one host as the play target, nothing read from the hosts
 play "$WORK/plan3.log" -i "$WORK/inv/hosts.yml" "$COLL/playbooks/plan.yml" -e "@$WORK/demand.yml" -e gpuops_mig_hosts=grace \
   -e "gpuops_fleet_facts_file=$WORK/plan1/facts.json" -e "gpuops_fleet_plan_dir=$WORK/plan3"
-grep -A1 "Read the MIG state of the host" "$WORK/plan3.log" | grep -q "skipping: \[grace\]" || die "the offline plan read the hosts"
+grep -A1 "Read the MIG state of the host" "$WORK/plan3.log" | grep "skipping: \[grace\]" >/dev/null || die "the offline plan read the hosts"
 cmp -s <("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["objective"])' "$WORK/plan1/plan.json") \
        <("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["objective"])' "$WORK/plan3/plan.json") \
   || die "planning from the saved facts gave another plan"

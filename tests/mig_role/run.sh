@@ -163,7 +163,7 @@ ok "ampere: pending MIG mode on the busy GPU 0 -> reset of GPU 0 only -> 2 x 3g.
 # vm: reset refused -> reboot override ran migsim reboot -> layout applied after it.
 grep -qx "nvidia-smi --gpu-reset -i 0" "$WORK/vm.nvidia-smi.log" || die "vm: no reset attempt"
 grep -q "Reboot the simulated host" "$WORK/run1.log" || die "vm: the reboot task file did not run"
-layout "$WORK/vm.json" | grep -q "^0 enabled enabled \[('3g.20gb', 0, 4, 1), ('3g.20gb', 4, 4, 1)\]" \
+layout "$WORK/vm.json" | grep "^0 enabled enabled \[('3g.20gb', 0, 4, 1), ('3g.20gb', 4, 4, 1)\]" >/dev/null \
   || die "vm layout after reboot: $(layout "$WORK/vm.json")"
 ok "vm: reset not supported -> reboot task file (migsim reboot) -> layout applied"
 
@@ -234,7 +234,7 @@ ok "--check --diff reports a different layout and changes nothing"
 
 # ---------------------------------------------------------------- 3. reboot + boot service
 "$MIGSIM" reboot "$WORK/hopper.json"
-layout "$WORK/hopper.json" | grep -q "^0 disabled disabled \[\]" || die "simulated reboot kept the Hopper layout"
+layout "$WORK/hopper.json" | grep "^0 disabled disabled \[\]" >/dev/null || die "simulated reboot kept the Hopper layout"
 env LD_LIBRARY_PATH="$SIMLIB" MIGSIM_STATE="$WORK/hopper.json" \
   "$PY" "$WORK/hopper/libexec/gpuops-mig/gpuops-mig-apply" --lib-dir "$WORK/hopper/lib/gpuops-mig" \
     --layout-file "$WORK/hopper/etc/gpuops/mig-layout.json" --device-map "$WORK/hopper/etc/gpuops/mig-devices.json" \
@@ -256,7 +256,7 @@ play "$WORK/run3.log" "$COLL/playbooks/mig.yml" --limit hopper
 ok "role run after the boot re-apply: changed=0 (boot script writes the same device-map format)"
 
 # boot script with nothing recorded / broken NVML -> clear exit codes
-"$PY" "$WORK/hopper/libexec/gpuops-mig/gpuops-mig-apply" --layout-file "$WORK/none.json" | grep -q "nothing to do" || die "no layout file"
+"$PY" "$WORK/hopper/libexec/gpuops-mig/gpuops-mig-apply" --layout-file "$WORK/none.json" | grep "nothing to do" >/dev/null || die "no layout file"
 rc=0; "$MIGSIM" set "$WORK/hopper.json" --driver-not-loaded
 env LD_LIBRARY_PATH="$SIMLIB" MIGSIM_STATE="$WORK/hopper.json" \
   "$PY" "$WORK/hopper/libexec/gpuops-mig/gpuops-mig-apply" --lib-dir "$WORK/hopper/lib/gpuops-mig" \

@@ -28,7 +28,7 @@ if ((rc == 1)); then
 fi
 ((rc == 0)) || exit 1
 [[ $(id -u) -eq 0 ]] || { echo "runtimes.sh needs root" >&2; exit 2; }
-"$CTK" --version | grep -q 'NVIDIA Container Toolkit CLI version' || { echo "$CTK is not nvidia-ctk" >&2; exit 2; }
+"$CTK" --version | grep 'NVIDIA Container Toolkit CLI version' >/dev/null || { echo "$CTK is not nvidia-ctk" >&2; exit 2; }
 roletest_setup
 log "nvidia-ctk: $CTK ($("$CTK" --version | head -1))"
 
