@@ -46,10 +46,9 @@ export GPUOPS_COLLECTION_DIR := $(COLL)
 export ANSIBLE_NOCOLOR ?= 1
 export PY_COLORS ?= 0
 
-TEST_TIERS ?= sim test-sim sanity units integration lint docs-lint changelog-lint build import role-tests mig-role reliability
-TEST_TIERS += ee
-TEST_TIERS += docs-test
-TEST_TIERS += matrix-ends
+# TEST_TIERS=... make test runs exactly those tiers, in that order.
+TEST_TIERS ?= sim test-sim sanity units integration lint docs-lint changelog-lint build import role-tests mig-role \
+              reliability ee docs-test matrix-ends
 
 .PHONY: help venv collection sim test-sim sanity units integration lint docs-lint changelog-lint \
         build import role-tests mig-role reliability test demo bench clean system-packages docs-test ee \
