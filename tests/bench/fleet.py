@@ -57,7 +57,7 @@ def build_fleet(n_gpus: int, seed: int):
         g = dataclasses.replace(base[m], mig_mode=MigMode(True, True), gpu_instances=(), processes=())
         templates[(m, None)] = dataclasses.replace(base[m], mig_mode=MigMode(False, False), gpu_instances=(), processes=())
         for ci, names in enumerate(CONFIGS[m]):
-            ids = [g.profile_by_name(n).id for n in names]
+            ids = [next(p for p in g.profiles if p.name == n).id for n in names]
             plan = plan_gpu(g, DesiredGpu(0, True, tuple(DesiredInstance(profile_id=i) for i in ids)))
             gis = tuple(dataclasses.replace(gi, id=k + 1, compute_instances=tuple(dataclasses.replace(c, id=0) for c in gi.compute_instances))
                         for k, gi in enumerate(plan.target_instances))
