@@ -20,15 +20,9 @@ ok() { pass=$((pass + 1)); echo "PASS: $*"; }
 die() { echo "FAIL: $*" >&2; exit 1; }
 "$PY" -c 'import scipy.optimize' 2>/dev/null || die "$PY cannot import scipy (tests/ci/requirements-dev.txt)"
 
-if [ -n "${GPUOPS_COLLECTIONS_PATH:-}" ] && [ -d "$GPUOPS_COLLECTIONS_PATH/ansible_collections/gpuops/mig" ]; then
-  COLLECTIONS=$GPUOPS_COLLECTIONS_PATH
-else
-  COLLECTIONS=$WORK/collections
-  mkdir -p "$COLLECTIONS/ansible_collections/gpuops/mig"
-  tar -C "$ROOT" --exclude=./build --exclude=./.venv --exclude=./.git --exclude=./tests/output -cf - . \
-    | tar -C "$COLLECTIONS/ansible_collections/gpuops/mig" -xf -
-fi
-COLL=$COLLECTIONS/ansible_collections/gpuops/mig
+# shellcheck source=tests/mig_role/lib.sh disable=SC1091
+. "$ROOT/tests/mig_role/lib.sh"
+use_collection
 export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0
 export ANSIBLE_LOCAL_TEMP=$WORK/ansible-tmp ANSIBLE_REMOTE_TEMP=$WORK/ansible-tmp ANSIBLE_FORKS=4
 export ANSIBLE_DEPRECATION_WARNINGS=0

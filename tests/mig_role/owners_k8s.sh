@@ -37,15 +37,9 @@ fails=0
 # CONTINUE=1 goes on after a failed check (to show, with a fault put back, every check that catches it).
 die() { echo "FAIL: $*" >&2; fails=$((fails + 1)); [ "${CONTINUE:-0}" = 1 ] || exit 1; }
 
-if [ -n "${GPUOPS_COLLECTIONS_PATH:-}" ] && [ -d "$GPUOPS_COLLECTIONS_PATH/ansible_collections/gpuops/mig" ]; then
-  COLLECTIONS=$GPUOPS_COLLECTIONS_PATH
-else
-  COLLECTIONS=$WORK/collections
-  mkdir -p "$COLLECTIONS/ansible_collections/gpuops/mig"
-  tar -C "$ROOT" --exclude=./build --exclude=./.venv --exclude=./.git --exclude=./tests/output -cf - . \
-    | tar -C "$COLLECTIONS/ansible_collections/gpuops/mig" -xf -
-fi
-COLL=$COLLECTIONS/ansible_collections/gpuops/mig
+# shellcheck source=tests/mig_role/lib.sh disable=SC1091
+. "$ROOT/tests/mig_role/lib.sh"
+use_collection
 export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0
 export ANSIBLE_LOCAL_TEMP=$WORK/ansible-tmp ANSIBLE_REMOTE_TEMP=$WORK/ansible-tmp ANSIBLE_FORKS=6
 export ANSIBLE_HOST_KEY_CHECKING=0 ANSIBLE_DEPRECATION_WARNINGS=0

@@ -16,17 +16,9 @@ pass=0
 ok() { pass=$((pass + 1)); echo "PASS: $*"; }
 die() { echo "FAIL: $*" >&2; exit 1; }
 
-# The collection must be importable as ansible_collections.gpuops.mig.
-if [ -n "${GPUOPS_COLLECTIONS_PATH:-}" ] && [ -d "$GPUOPS_COLLECTIONS_PATH/ansible_collections/gpuops/mig" ]; then
-  COLLECTIONS=$GPUOPS_COLLECTIONS_PATH
-else
-  COLLECTIONS=$WORK/collections
-  # A snapshot, not a symlink: edits in the working tree during the run do not leak into it.
-  mkdir -p "$COLLECTIONS/ansible_collections/gpuops/mig"
-  tar -C "$ROOT" --exclude=./build --exclude=./.venv --exclude=./.git --exclude=./tests/output -cf - . \
-    | tar -C "$COLLECTIONS/ansible_collections/gpuops/mig" -xf -
-fi
-COLL=$COLLECTIONS/ansible_collections/gpuops/mig
+# shellcheck source=tests/mig_role/lib.sh disable=SC1091
+. "$ROOT/tests/mig_role/lib.sh"
+use_collection
 export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0
 export ANSIBLE_LOCAL_TEMP=$WORK/ansible-tmp ANSIBLE_REMOTE_TEMP=$WORK/ansible-tmp ANSIBLE_FORKS=4
 export ANSIBLE_HOST_KEY_CHECKING=0 ANSIBLE_DEPRECATION_WARNINGS=0 ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks
