@@ -2,7 +2,8 @@
 # Read-only MIG check on a real GPU host: nvidia-smi's view and gpuops.mig's view, side by side.
 # Usage: tests/hardware/run.sh OUTDIR
 # Changes nothing on the GPU: only nvidia-smi queries, mig_info, and mig_layout in check mode (also timed
-# against `command: /bin/true`, tests/hardware/overhead.yml).
+# against `command: /bin/true`, tests/hardware/overhead.yml, and their module processes run directly,
+# tests/hardware/payload_times.py).
 # Needs: python3 with nvidia-ml-py and ansible-core (on a bare GPU host, pass wheels in WHEELS_DIR).
 set -euo pipefail
 out=${1:?usage: run.sh OUTDIR}
@@ -61,6 +62,11 @@ if nvidia-smi -L | grep -q "MIG "; then echo "note: MIG devices exist on this GP
 python3 "$repo/tests/hardware/compare.py" "$out" | tee "$out/compare.txt"
 if [ "$overhead" = ok ]; then
     python3 "$repo/tests/hardware/overhead_summary.py" "$out/overhead.json" | tee "$out/overhead.txt"
+    # The same no-op tasks once more, their AnsiballZ payloads kept, then run directly: what the module
+    # process costs apart from Ansible's handling of the task (read-only as above: check mode, mig_info).
+    OVERHEAD_ROUNDS=1 ANSIBLE_KEEP_REMOTE_FILES=1 ANSIBLE_PIPELINING=0 ANSIBLE_REMOTE_TMP="$work/remote_tmp" \
+        playbook "$repo/tests/hardware/overhead.yml" > "$out/payloads.log"
+    python3 "$repo/tests/hardware/payload_times.py" "$work/remote_tmp" "${PAYLOAD_ROUNDS:-11}" | tee "$out/payloads.txt"
 else
     echo "note: the overhead check stopped early (see $out/overhead.log); the comparison above stands" | tee "$out/overhead.txt"
 fi
