@@ -505,6 +505,11 @@ def main() -> int:
             for path in realhw:
                 with open(path, encoding='utf-8') as f:
                     text = f.read().rstrip('\n')
+                payloads = os.path.join(os.path.dirname(path), 'payloads.txt')
+                if os.path.exists(payloads):
+                    # The same tasks' module processes run directly (tests/hardware/payload_times.py).
+                    with open(payloads, encoding='utf-8') as f:
+                        text += '\n\n' + f.read().rstrip('\n')
                 w('`%s`%s:' % (os.path.relpath(path, repo), real_gpus(os.path.dirname(path))))
                 w('')
                 w('```text')

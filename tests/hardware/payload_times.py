@@ -17,6 +17,7 @@ spends around the module (worker, payload transfer, result handling).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -77,12 +78,12 @@ def interpreter() -> str:
     try:
         import pynvml  # pylint: disable=import-outside-toplevel
         where = pynvml.__file__ or '?'
-        cached = pathlib.Path(where).parent.joinpath('__pycache__').is_dir()
+        cached = os.path.exists(importlib.util.cache_from_source(where))
     except ImportError:
         where, cached = 'not importable', False
-    return '%s (Python %s); pynvml %s (%s); PYTHONDONTWRITEBYTECODE=%s' % (
-        sys.executable, sys.version.split()[0], where, 'with a bytecode cache' if cached else 'no __pycache__ beside it',
-        os.environ.get('PYTHONDONTWRITEBYTECODE', ''))
+    return '%s (Python %s); pynvml %s (%s); PYTHONDONTWRITEBYTECODE=%s PYTHONPYCACHEPREFIX=%s' % (
+        sys.executable, sys.version.split()[0], where, 'its bytecode cached' if cached else 'no bytecode cache: compiled on every import',
+        os.environ.get('PYTHONDONTWRITEBYTECODE', ''), os.environ.get('PYTHONPYCACHEPREFIX', ''))
 
 
 def main(tmp: str, rounds: int) -> int:
