@@ -125,15 +125,7 @@ build: venv collection ## ansible-galaxy collection build -> build/dist/
 	@echo "build: $(TARBALL)"
 
 import: build ## galaxy-importer on the built tarball; fails on errors and warnings (IMPORT_ALLOW_WARNINGS=1 relaxes)
-	@mkdir -p $(LOGS)
-	@rc=0; (cd $(DIST) && $(ATEST) python -m galaxy_importer.main $(TARBALL)) > $(LOGS)/import.out 2>&1 || rc=$$?; \
-	  grep -E '^(ERROR|WARNING)|rror' $(LOGS)/import.out || true; \
-	  if [ $$rc -ne 0 ]; then tail -n 40 $(LOGS)/import.out; echo "make import: galaxy-importer exited $$rc" >&2; exit 1; fi; \
-	  if grep -q '^ERROR' $(LOGS)/import.out; then echo "make import: errors reported" >&2; exit 1; fi; \
-	  if [ -z "$${IMPORT_ALLOW_WARNINGS:-}" ] && grep -q '^WARNING' $(LOGS)/import.out; then \
-	    echo "make import: warnings reported (IMPORT_ALLOW_WARNINGS=1 to accept)" >&2; exit 1; fi; \
-	  grep -q 'Importer processing completed successfully' $(LOGS)/import.out || { tail -n 40 $(LOGS)/import.out; exit 1; }; \
-	  echo "import: Importer processing completed successfully"
+	@tests/ci/import.sh $(TARBALL) $(LOGS) $(ATEST)
 
 # ---------------------------------------------------------------- scripted tiers
 
