@@ -111,9 +111,3 @@ def primary_fingerprints(key: str | bytes) -> list[str]:
     if not out:
         raise OpenPGPError('the key file holds no primary public key')
     return out
-
-
-def normalize_fingerprint(text: str) -> str:
-    """``c95b 321b ...`` or ``0xC95B...`` -> ``C95B321B...``."""
-    t = re.sub(r'\s+', '', str(text)).upper()
-    return t[2:] if t.startswith('0X') else t

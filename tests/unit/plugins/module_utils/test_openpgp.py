@@ -11,7 +11,7 @@ import os
 import pytest
 
 from ansible_collections.gpuops.mig.plugins.module_utils._openpgp import (
-    OpenPGPError, normalize_fingerprint, primary_fingerprints,
+    OpenPGPError, primary_fingerprints,
 )
 
 FIXTURES = os.path.join(os.path.dirname(__file__), 'fixtures', 'openpgp')
@@ -75,7 +75,3 @@ def test_bad_input_is_a_clear_error(bad: str | bytes, match: str) -> None:
     with pytest.raises(OpenPGPError, match=match):
         primary_fingerprints(bad)
 
-
-def test_normalize() -> None:
-    assert normalize_fingerprint('c95b 321b 61e8 8c18 09c4  f759 ddca e044 f796 ecb0') == 'C95B321B61E88C1809C4F759DDCAE044F796ECB0'
-    assert normalize_fingerprint('0xabcd') == 'ABCD'
