@@ -136,13 +136,13 @@ endef
 
 role-tests: venv collection ## role tests (tests/roles/run.sh)
 	$(call run_script,tests/roles/run.sh)
-	$(call run_script,tests/roles/runtimes.sh)
+	$(call run_script,tests/roles/container_toolkit/runtimes.sh)
 
 mig-role: venv collection ## the mig role and playbooks against the simulator, the HTML report in Chromium, fleet planning end to end
-	$(call run_script,tests/mig_role/run.sh)
-	$(call run_script,tests/mig_role/config_file.sh)
-	$(call run_script,tests/mig_role/owners_k8s.sh)
-	$(call run_script,tests/mig_role/report.sh)
+	$(call run_script,tests/roles/mig/run.sh)
+	$(call run_script,tests/roles/mig/config_file.sh)
+	$(call run_script,tests/roles/mig/owners_k8s.sh)
+	$(call run_script,tests/roles/mig/report.sh)
 	$(call run_script,tests/fleet/run.sh)
 
 reliability: venv collection ## reliability tests; figures to build/reliability.md (RELIABILITY_REPORT=docs/reliability.md updates the docs)

@@ -21,7 +21,9 @@ import typing as t
 
 from ansible_collections.gpuops.mig.plugins.module_utils._model import MigError
 
+# The defaults of mig_layout's lock_file and lock_timeout, the boot script's and the mig role's.
 DEFAULT_LOCK_PATH = '/run/gpuops-mig.lock'
+DEFAULT_LOCK_TIMEOUT = 300
 
 
 class LockError(MigError):
@@ -32,7 +34,7 @@ class LockError(MigError):
 
 
 @contextlib.contextmanager
-def host_lock(path: str = DEFAULT_LOCK_PATH, timeout: float = 300.0, poll: float = 0.05) -> t.Iterator[None]:
+def host_lock(path: str = DEFAULT_LOCK_PATH, timeout: float = DEFAULT_LOCK_TIMEOUT, poll: float = 0.05) -> t.Iterator[None]:
     """Hold an exclusive lock on ``path`` for the duration of the block; wait at most ``timeout`` seconds."""
     flags = os.O_RDWR | os.O_CREAT | getattr(os, 'O_NOFOLLOW', 0) | getattr(os, 'O_CLOEXEC', 0)
     try:

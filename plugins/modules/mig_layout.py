@@ -248,7 +248,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gpuops.mig.plugins.module_utils._converge import ConvergeError, converge, parse_spec
-from ansible_collections.gpuops.mig.plugins.module_utils._lock import DEFAULT_LOCK_PATH, LockError, host_lock
+from ansible_collections.gpuops.mig.plugins.module_utils._lock import DEFAULT_LOCK_PATH, DEFAULT_LOCK_TIMEOUT, LockError, host_lock
 from ansible_collections.gpuops.mig.plugins.module_utils._module import nvml_session
 
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -279,7 +279,7 @@ def main() -> None:
             'config_content': {'type': 'str'},
             'config_name': {'type': 'str'},
             'lock_file': {'type': 'path', 'default': DEFAULT_LOCK_PATH},
-            'lock_timeout': {'type': 'int', 'default': 300},
+            'lock_timeout': {'type': 'int', 'default': DEFAULT_LOCK_TIMEOUT},
         },
         mutually_exclusive=[('layouts', 'config_file', 'config_content')],
         required_by={'config_file': 'config_name', 'config_content': 'config_name'},

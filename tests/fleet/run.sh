@@ -20,8 +20,8 @@ ok() { pass=$((pass + 1)); echo "PASS: $*"; }
 die() { echo "FAIL: $*" >&2; exit 1; }
 "$PY" -c 'import scipy.optimize' 2>/dev/null || die "$PY cannot import scipy (tests/ci/requirements-dev.txt)"
 
-# shellcheck source=tests/mig_role/lib.sh disable=SC1091
-. "$ROOT/tests/mig_role/lib.sh"
+# shellcheck source=tests/roles/mig/lib.sh disable=SC1091
+. "$ROOT/tests/roles/mig/lib.sh"
 use_collection
 export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0
 export ANSIBLE_LOCAL_TEMP=$WORK/ansible-tmp ANSIBLE_REMOTE_TEMP=$WORK/ansible-tmp ANSIBLE_FORKS=4

@@ -354,7 +354,12 @@ def test_state_and_lock_paths_are_root_only_locations() -> None:
     for key in ('mig_state_dir', 'mig_boot_lib_dir', 'mig_boot_libexec_dir', 'mig_boot_unit_dir', 'mig_lock_file'):
         assert not defaults[key].startswith(('/tmp', '/var/tmp', '/dev/shm')), (key, defaults[key])
     src = open(relib.BOOT_SCRIPT, encoding='utf-8').read()  # pylint: disable=consider-using-with
-    assert "DEFAULT_LOCK_FILE = '/run/gpuops-mig.lock'" in src
+    # One lock default (_lock.DEFAULT_LOCK_PATH): the boot script takes it from there, the role's default says the same.
+    lock_src = open(os.path.join(ROOT, 'plugins/module_utils/_lock.py'), encoding='utf-8').read()  # pylint: disable=consider-using-with
+    assert "DEFAULT_LOCK_PATH = '/run/gpuops-mig.lock'" in lock_src
+    assert "DEFAULT_LOCK_TIMEOUT = 300\n" in lock_src
+    assert (defaults['mig_lock_file'], defaults['mig_lock_timeout']) == ('/run/gpuops-mig.lock', 300)
+    assert 'args.lock_file or DEFAULT_LOCK_PATH' in src and 'gpuops-mig.lock' not in src
     assert 'os.replace(' in src and 'mkstemp(' in src, 'the device map must be written by rename (no writing through symlinks)'
 
 

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared helpers for tests/roles/run.sh and tests/roles/preflight.sh. Sourced, not executed.
+# Shared helpers for tests/roles/run.sh and tests/roles/preflight/run.sh. Sourced, not executed.
 
 ROLETEST_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROLETEST_ROOT=$(cd "$ROLETEST_HERE/../.." && pwd)

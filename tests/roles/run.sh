@@ -2,7 +2,7 @@
 # Role tests for gpuops.mig: container_toolkit in a Debian 12 rootfs (chroot tier and
 # systemd-nspawn tier) against a signed apt repository of stand-in packages on 127.0.0.1,
 # the mig role under systemd in a booted container against the simulated NVML (mig tier),
-# then the preflight tests (tests/roles/preflight.sh).
+# then the preflight tests (tests/roles/preflight/run.sh).
 #
 # Environment:
 #   GPUOPS_COLLECTIONS_PATH  collections path that holds ansible_collections/gpuops/mig
@@ -16,7 +16,7 @@
 set -euo pipefail
 
 # shellcheck source=tests/roles/lib.sh disable=SC1091
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 HERE=$ROLETEST_HERE
 CACHE=${ROLETEST_CACHE:-/var/tmp/gpuops-roletest}
 TIERS=${ROLETEST_TIERS:-chroot nspawn mig preflight slurm dnf site}
@@ -569,11 +569,11 @@ main() {
             nspawn) tier_nspawn ;;
             mig) tier_mig ;;
             preflight)
-                log "== preflight tier (tests/roles/preflight.sh)"
-                if ROLETEST_NESTED=1 "$HERE/preflight.sh"; then pass "preflight.sh"; else fail "preflight.sh (see its output above)"; fi
+                log "== preflight tier (tests/roles/preflight/run.sh)"
+                if ROLETEST_NESTED=1 "$HERE/preflight/run.sh"; then pass "preflight/run.sh"; else fail "preflight/run.sh (see its output above)"; fi
                 ;;
             slurm) if ROLETEST_NESTED=1 "$HERE/slurm.sh"; then pass "slurm.sh"; else fail "slurm.sh (see its output above)"; fi ;;
-            dnf) log "== dnf tier (tests/roles/dnf.sh)"; if ROLETEST_NESTED=1 "$HERE/dnf.sh"; then pass "dnf.sh"; else fail "dnf.sh (see its output above)"; fi ;;
+            dnf) log "== dnf tier (tests/roles/container_toolkit/dnf.sh)"; if ROLETEST_NESTED=1 "$HERE/container_toolkit/dnf.sh"; then pass "container_toolkit/dnf.sh"; else fail "container_toolkit/dnf.sh (see its output above)"; fi ;;
             site) log "== site tier (tests/roles/site.sh)"; if ROLETEST_APT_REPO_URL=$REPO_URL ROLETEST_APT_REPO_FPR=$REPO_FPR ROLETEST_BASE_ROOTFS=$BASE "$HERE/site.sh"; then pass "site.sh"; else fail "site.sh (see its output above)"; fi ;;
             *) echo "unknown tier $t" >&2; exit 2 ;;
         esac

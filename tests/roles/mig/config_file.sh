@@ -17,7 +17,7 @@
 # (no cluster here), which proves the hook file was found and run, not what kubectl does.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 MIGSIM=$ROOT/tests/nvml_sim/migsim
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpuops-mig-config-file.XXXXXX")
 cleanup() { if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi; }
@@ -27,8 +27,8 @@ pass=0
 ok() { pass=$((pass + 1)); echo "PASS: $*"; }
 die() { echo "FAIL: $*" >&2; exit 1; }
 
-# shellcheck source=tests/mig_role/lib.sh disable=SC1091
-. "$ROOT/tests/mig_role/lib.sh"
+# shellcheck source=tests/roles/mig/lib.sh disable=SC1091
+. "$ROOT/tests/roles/mig/lib.sh"
 use_collection
 export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0
 export ANSIBLE_LOCAL_TEMP=$WORK/ansible-tmp ANSIBLE_REMOTE_TEMP=$WORK/ansible-tmp

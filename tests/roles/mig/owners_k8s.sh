@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mig-role tier, part 2: Kubernetes nodes, other MIG owners, passthrough VMs (issue 12).
 # Real ansible-playbook runs of playbooks/mig.yml against the NVML simulator, and the REAL kubectl
-# against tests/mig_role/fake_apiserver.py (no kube-apiserver can be installed here: a stand-in server
+# against tests/roles/mig/fake_apiserver.py (no kube-apiserver can be installed here: a stand-in server
 # plays the API, the DaemonSet controller and the device plugin; docs/kubernetes.md says what was never
 # run against a real cluster). Hosts:
 #   k8s1      2 x H100, mixed strategy: its device plugin/GFD/dcgm-exporter pods are restarted (and no
@@ -15,12 +15,12 @@
 #             before any change instead of rebooting again
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 MIGSIM=$ROOT/tests/nvml_sim/migsim
 if ! command -v kubectl >/dev/null 2>&1; then
   # CI must run this tier: there a missing kubectl is a failure, not a reason to skip.
-  if [ -n "${CI:-}" ]; then echo "FAIL: mig_role owners/k8s: kubectl is not installed (CI runs this tier)"; exit 1; fi
-  echo "SKIP: mig_role owners/k8s: kubectl is not installed (Debian: apt-get install kubernetes-client)"; exit 0
+  if [ -n "${CI:-}" ]; then echo "FAIL: mig-role tier owners/k8s: kubectl is not installed (CI runs this tier)"; exit 1; fi
+  echo "SKIP: mig-role tier owners/k8s: kubectl is not installed (Debian: apt-get install kubernetes-client)"; exit 0
 fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpuops-mig-k8s.XXXXXX")
 KEEP=${KEEP:-0}
@@ -37,8 +37,8 @@ fails=0
 # CONTINUE=1 goes on after a failed check (to show, with a fault put back, every check that catches it).
 die() { echo "FAIL: $*" >&2; fails=$((fails + 1)); [ "${CONTINUE:-0}" = 1 ] || exit 1; }
 
-# shellcheck source=tests/mig_role/lib.sh disable=SC1091
-. "$ROOT/tests/mig_role/lib.sh"
+# shellcheck source=tests/roles/mig/lib.sh disable=SC1091
+. "$ROOT/tests/roles/mig/lib.sh"
 use_collection
 export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0
 export ANSIBLE_LOCAL_TEMP=$WORK/ansible-tmp ANSIBLE_REMOTE_TEMP=$WORK/ansible-tmp ANSIBLE_FORKS=6
@@ -90,9 +90,9 @@ cat > "$WORK/api-state.json" <<JSON
           $(pod nvidia-mig-manager-opmmm operated nvidia-mig-manager)]}
 JSON
 "$PY" -c 'import json,sys; json.load(open(sys.argv[1]))' "$WORK/api-state.json" || die "API fixture is not JSON"
-"$PY" "$ROOT/tests/mig_role/fake_apiserver.py" --state "$WORK/api-state.json" --port-file "$WORK/api.port" \
+"$PY" "$ROOT/tests/roles/mig/fake_apiserver.py" --state "$WORK/api-state.json" --port-file "$WORK/api.port" \
   --log "$WORK/api.log" --respawn-delay 1 \
-  --capacity-command "[\"$PY\", \"$ROOT/tests/mig_role/capacity.py\", \"$MIGSIM\", \"$WORK/{node}.json\", \"mixed\"]" \
+  --capacity-command "[\"$PY\", \"$ROOT/tests/roles/mig/capacity.py\", \"$MIGSIM\", \"$WORK/{node}.json\", \"mixed\"]" \
   > "$WORK/api.out" 2>&1 &
 APIPID=$!
 for _ in $(seq 50); do [ -s "$WORK/api.port" ] && break; sleep 0.1; done
@@ -133,7 +133,7 @@ mig_gpu_clients: []
 mig_gpu_clients_mode_change: []
 mig_reset_blocking_units: []
 mig_reset_method: auto
-mig_reboot_tasks_file: "$ROOT/tests/mig_role/sim-reboot-count.yml"
+mig_reboot_tasks_file: "$ROOT/tests/roles/mig/sim-reboot-count.yml"
 mig_state_dir: "$WORK/{{ inventory_hostname }}/etc/gpuops"
 mig_lock_file: "$WORK/{{ inventory_hostname }}/gpuops-mig.lock"
 mig_boot_service: false
@@ -296,5 +296,5 @@ read -r -a r <<< "$(recap "$WORK/check.log" k8s1)"; set -- "${r[@]}"
   && [ "$(mutations "$WORK/k8s1.json")" = 0 ]; } || die "k8s1 --check: $(recap "$WORK/check.log" k8s1), API: $(tr '\n' ' ' < "$WORK/api.log")"
 ok "k8s1 --check with another layout: node read, change reported, no pod restarted, 0 mutating NVML calls"
 
-echo "mig_role owners/k8s: $pass checks passed"
-[ "$fails" = 0 ] || { echo "mig_role owners/k8s: $fails checks failed"; exit 1; }
+echo "mig-role tier owners/k8s: $pass checks passed"
+[ "$fails" = 0 ] || { echo "mig-role tier owners/k8s: $fails checks failed"; exit 1; }

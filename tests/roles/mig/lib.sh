@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared by the mig-role tier's scripts (tests/mig_role/*.sh, tests/fleet/run.sh). Sourced, not executed.
+# Shared by the mig-role tier's scripts (tests/roles/mig/*.sh, tests/fleet/run.sh). Sourced, not executed.
 
 # use_collection: sets COLLECTIONS (a path that holds ansible_collections/gpuops/mig) and COLL (the
 # collection in it): $GPUOPS_COLLECTIONS_PATH when it has the collection, else a snapshot of the checkout

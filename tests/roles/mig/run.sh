@@ -2,10 +2,10 @@
 # Role tests of gpuops.mig.mig and playbooks/mig.yml against the NVML simulator.
 # Real ansible-playbook runs (local connection), one simulated host per state file. Nothing real is
 # reset or rebooted: resets go through tests/fakebin/nvidia-smi (-> migsim reset), reboots through
-# tests/mig_role/sim-reboot.yml (-> migsim reboot). Every path the role writes is under a temp dir.
+# tests/roles/mig/sim-reboot.yml (-> migsim reboot). Every path the role writes is under a temp dir.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 MIGSIM=$ROOT/tests/nvml_sim/migsim
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpuops-mig-role.XXXXXX")
 KEEP=${KEEP:-0}
@@ -16,8 +16,8 @@ pass=0
 ok() { pass=$((pass + 1)); echo "PASS: $*"; }
 die() { echo "FAIL: $*" >&2; exit 1; }
 
-# shellcheck source=tests/mig_role/lib.sh disable=SC1091
-. "$ROOT/tests/mig_role/lib.sh"
+# shellcheck source=tests/roles/mig/lib.sh disable=SC1091
+. "$ROOT/tests/roles/mig/lib.sh"
 use_collection
 export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0
 export ANSIBLE_LOCAL_TEMP=$WORK/ansible-tmp ANSIBLE_REMOTE_TEMP=$WORK/ansible-tmp ANSIBLE_FORKS=4
@@ -65,13 +65,13 @@ gpuops_mig_become: false
 gpuops_mig_serial: 2
 gpuops_mig_test_migsim: "$MIGSIM"
 gpuops_mig_test_hook_log: "$WORK/hooks.log"
-gpuops_mig_drain_tasks: "$ROOT/tests/mig_role/drain-marker.yml"
-gpuops_mig_undrain_tasks: "$ROOT/tests/mig_role/drain-marker.yml"
+gpuops_mig_drain_tasks: "$ROOT/tests/roles/mig/drain-marker.yml"
+gpuops_mig_undrain_tasks: "$ROOT/tests/roles/mig/drain-marker.yml"
 mig_run_preflight: false
 mig_gpu_clients: []
 mig_gpu_clients_mode_change: []
 mig_reset_blocking_units: []
-mig_reboot_tasks_file: "$ROOT/tests/mig_role/sim-reboot.yml"
+mig_reboot_tasks_file: "$ROOT/tests/roles/mig/sim-reboot.yml"
 mig_state_dir: "$WORK/{{ inventory_hostname }}/etc/gpuops"
 mig_lock_file: "$WORK/{{ inventory_hostname }}/gpuops-mig.lock"
 mig_boot_lib_dir: "$WORK/{{ inventory_hostname }}/lib/gpuops-mig"
@@ -128,7 +128,7 @@ for g in json.load(sys.stdin)["gpus"]:
 
 # ---------------------------------------------------------------- 0. selection logic (unit test)
 # Own inventory: the test group_vars below empty the client lists; this test wants the role defaults.
-ansible-playbook -i localhost, -c local -e ansible_python_interpreter="$PY" "$ROOT/tests/mig_role/select.yml" \
+ansible-playbook -i localhost, -c local -e ansible_python_interpreter="$PY" "$ROOT/tests/roles/mig/select.yml" \
   > "$WORK/select.log" 2>&1 || { tail -n 40 "$WORK/select.log" >&2; die "GPU client selection test"; }
 ok "GPU client selection (service_facts fixture: running units only, patterns, order)"
 
@@ -258,4 +258,4 @@ env LD_LIBRARY_PATH="$SIMLIB" MIGSIM_STATE="$WORK/hopper.json" \
 { [ "$rc" = 1 ] && grep -q "FAILED" "$WORK/boot-fail.log"; } || die "boot script with the driver not loaded: rc=$rc $(cat "$WORK/boot-fail.log")"
 ok "boot script: no recorded layout -> exit 0; driver not loaded -> exit 1 with a FAILED message"
 
-echo "mig_role: $pass checks passed"
+echo "mig-role tier: $pass checks passed"

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Simulated driver for the real `nvidia-ctk cdi generate` (tests/roles/runtimes.sh, CDI scenario).
+"""Simulated driver for the real `nvidia-ctk cdi generate` (tests/roles/container_toolkit/runtimes.sh, CDI scenario).
 
   cdi_sim.py layout SPEC        destroy every MIG device on the simulated GPUs ($MIGSIM_STATE) and create
                                 SPEC ("3,2,1,1/7/-/..." : GI slice counts per GPU, one full CI per GI)
@@ -21,7 +21,7 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MIGSIM = os.path.join(HERE, '..', 'nvml_sim', 'migsim')
+MIGSIM = os.path.join(HERE, '..', '..', 'nvml_sim', 'migsim')
 SLICES_TO_PROFILE = {1: 0, 2: 1, 3: 2, 4: 3, 7: 4}  # NVML_GPU_INSTANCE_PROFILE_<n>_SLICE / CI profile index
 CAPS_PER_GI = 9  # the driver numbers mig-minors: gi access, then ci0..ci7 access
 GIS_PER_GPU = 15

@@ -21,7 +21,7 @@ if [[ -z ${ROLETEST_UNSHARED:-} ]] && command -v unshare >/dev/null; then
 fi
 
 # shellcheck source=tests/roles/lib.sh disable=SC1091
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 HERE=$ROLETEST_HERE
 CACHE=${ROLETEST_CACHE:-/var/tmp/gpuops-roletest}
 BASE=$CACHE/rootfs-bookworm

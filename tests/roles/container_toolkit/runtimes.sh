@@ -15,7 +15,7 @@
 set -euo pipefail
 
 # shellcheck source=tests/roles/lib.sh disable=SC1091
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 HERE=$ROLETEST_HERE
 CACHE=${ROLETEST_CACHE:-/var/tmp/gpuops-roletest}
 
@@ -296,19 +296,19 @@ scenario_cdi() {
 mig_cdi_refresh: true
 mig_nvidia_ctk: $HERE/fixtures/nvidia-ctk-simdriver
 container_toolkit_cdi_output: $SPEC
-mig_device_nodes_command: [$PYSIM, $HERE/cdi_sim.py, tree, $ROOT, $PROC]
+mig_device_nodes_command: [$PYSIM, $HERE/container_toolkit/cdi_sim.py, tree, $ROOT, $PROC]
 EOF
     local layout_a='3,2,1,1/7/1,1,1,1,1,1,1/4,3/2,2,2/-/3,3/1,1' layout_b='7/1,1,1,1,1,1,1/3,2,1/-/4/2,1/1,1,1/3,3'
-    check "layout A applied through NVML" "$PYSIM" "$HERE/cdi_sim.py" layout "$layout_a"
+    check "layout A applied through NVML" "$PYSIM" "$HERE/container_toolkit/cdi_sim.py" layout "$layout_a"
     play cdi-layout-a changed -i "$INV" "$HERE/playbooks/mig_cdi.yml" -e "@$vars"
     check "layout A: the spec lists exactly the live MIG devices (by index, by UUID, their device nodes)" \
-        "$PYSIM" "$HERE/cdi_sim.py" check "$SPEC"
-    "$PYSIM" "$HERE/cdi_sim.py" uuids >"$D/uuids-a"
+        "$PYSIM" "$HERE/container_toolkit/cdi_sim.py" check "$SPEC"
+    "$PYSIM" "$HERE/container_toolkit/cdi_sim.py" uuids >"$D/uuids-a"
     play cdi-layout-a-again 0 -i "$INV" "$HERE/playbooks/mig_cdi.yml" -e "@$vars"
-    check "layout B applied through NVML (every instance of layout A destroyed)" "$PYSIM" "$HERE/cdi_sim.py" layout "$layout_b"
+    check "layout B applied through NVML (every instance of layout A destroyed)" "$PYSIM" "$HERE/container_toolkit/cdi_sim.py" layout "$layout_b"
     play cdi-layout-b changed -i "$INV" "$HERE/playbooks/mig_cdi.yml" -e "@$vars"
     check "layout B: the spec lists exactly the live MIG devices and none of layout A" \
-        "$PYSIM" "$HERE/cdi_sim.py" check "$SPEC" "$D/uuids-a"
+        "$PYSIM" "$HERE/container_toolkit/cdi_sim.py" check "$SPEC" "$D/uuids-a"
     check "nvidia-ctk cdi list reads the spec" bash -c "'$CTK' cdi list --spec-dir '$(dirname "$SPEC")' 2>/dev/null | grep -qx 'nvidia.com/gpu=0:0'"
     check "the installed spec is what nvidia-ctk cdi generate prints" bash -c \
         "'$HERE/fixtures/nvidia-ctk-simdriver' cdi generate 2>/dev/null | cmp - '$SPEC'"

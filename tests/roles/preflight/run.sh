@@ -6,7 +6,7 @@
 set -euo pipefail
 
 # shellcheck source=tests/roles/lib.sh disable=SC1091
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 HERE=$ROLETEST_HERE
 MIGSIM=$ROLETEST_ROOT/tests/nvml_sim/migsim
 

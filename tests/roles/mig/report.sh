@@ -3,7 +3,7 @@
 # a non-trivial screenshot, and one .gpu-grid element per GPU of the inventory.
 # Chromium: the Debian package `chromium` (apt-get install -y chromium).
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 MIGSIM=$ROOT/tests/nvml_sim/migsim
 WORK=${REPORT_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/gpuops-mig-report.XXXXXX")}
 PY=$(command -v python3)
