@@ -69,7 +69,7 @@ def import_costs(path: pathlib.Path) -> tuple[list[tuple[str, int]], int]:
         if name.startswith(wanted) and name not in costs:
             costs[name] = (int(parts[1]), len(parts[2]) - len(parts[2].lstrip()))
     ours = [v for k, v in costs.items() if k.startswith(COLLECTION)]
-    outer = min((level for _, level in ours), default=0)
+    outer = min((level for dummy, level in ours), default=0)
     total = sum(us for us, level in ours if level == outer)
     return sorted(((k, v[0]) for k, v in costs.items()), key=lambda kv: -kv[1]), total
 
@@ -90,7 +90,7 @@ def main(tmp: str, rounds: int) -> int:
     found = payloads(pathlib.Path(tmp))
     times: dict[str, list[float]] = {m: [] for m in MODULES}
     sizes: dict[str, int] = {}
-    for _ in range(rounds):
+    for dummy in range(rounds):
         for name in MODULES:
             took, result = run_once(found[name])
             times[name].append(took)

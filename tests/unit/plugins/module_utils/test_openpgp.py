@@ -74,4 +74,3 @@ def test_old_format_header() -> None:
 def test_bad_input_is_a_clear_error(bad: str | bytes, match: str) -> None:
     with pytest.raises(OpenPGPError, match=match):
         primary_fingerprints(bad)
-
