@@ -367,11 +367,18 @@ def main() -> int:
         w('')
         w('Reading these results:')
         w('')
-        w('* Layouts that *both* methods fail are ones the planner accepts but the simulated driver refuses: the A30 model'
-          ' makes `1g.6gb+me` and `2g.12gb+me` mutually exclusive (one JPEG/OFA engine; `mig-hardware.md` marks this'
-          ' inferred, not observed). NVML\'s profile information does not state that rule, so the planner cannot see it.'
-          ' Ours fails at the first create and rolls back; mig-parted\'s method tries every order first and leaves the'
-          ' GPU empty.')
+        both = [f['layout'] for i in fea['models'].values() for f in i['ours_failures']
+                if f['layout'] in {m['layout'] for m in i['mp_failures']}]
+        if both:
+            w('* Layouts that *both* methods fail are ones the planner accepts but the simulated driver refuses (%s).'
+              ' NVML\'s profile information does not state the rule that refuses them, so the planner cannot see it.'
+              ' Ours fails at the first create and rolls back; mig-parted\'s method tries every order first and leaves'
+              ' the GPU empty.' % ', '.join('`%s`' % x for x in both))
+        else:
+            w('* No valid layout fails with either method. The planner counts the media engines (decoders, encoders, JPEG'
+              ' and OFA) that each GPU instance profile holds, from NVML\'s profile information, against the GPU\'s,'
+              ' so the layouts the simulated A30 refuses (`1g.6gb+me` with `2g.12gb+me`: one JPEG/OFA engine) are'
+              ' refused before any change and are not in the valid set.')
         w('* The simulator\'s default placement is an inferred model of the driver\'s heuristic (`tests/nvml_sim/README.md`);'
           ' it reproduces the MIG user guide\'s examples. With it, some order always works for every other valid layout,'
           ' so mig-parted\'s method fails nothing more here; its cost is extra create calls and tries. On a driver whose'
