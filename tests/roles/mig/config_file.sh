@@ -19,20 +19,11 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 MIGSIM=$ROOT/tests/nvml_sim/migsim
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpuops-mig-config-file.XXXXXX")
-cleanup() { if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi; }
-trap cleanup EXIT
-PY=$(command -v python3)
-pass=0
-ok() { pass=$((pass + 1)); echo "PASS: $*"; }
-die() { echo "FAIL: $*" >&2; exit 1; }
-
 # shellcheck source=tests/roles/mig/lib.sh disable=SC1091
 . "$ROOT/tests/roles/mig/lib.sh"
+pass=0
+tier_work gpuops-mig-config-file
 use_collection
-export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0
-export ANSIBLE_LOCAL_TEMP=$WORK/ansible-tmp ANSIBLE_REMOTE_TEMP=$WORK/ansible-tmp
-export ANSIBLE_DEPRECATION_WARNINGS=0
 
 eval "$("$MIGSIM" env "$WORK/probe.json")"
 SIMLIB=$LD_LIBRARY_PATH

@@ -30,19 +30,14 @@ cleanup() {
   if [ "$KEEP" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
-PY=$(command -v python3)
+# shellcheck source=tests/roles/mig/lib.sh disable=SC1091
+. "$ROOT/tests/roles/mig/lib.sh"
 pass=0
-ok() { pass=$((pass + 1)); echo "PASS: $*"; }
 fails=0
 # CONTINUE=1 goes on after a failed check (to show, with a fault put back, every check that catches it).
 die() { echo "FAIL: $*" >&2; fails=$((fails + 1)); [ "${CONTINUE:-0}" = 1 ] || exit 1; }
-
-# shellcheck source=tests/roles/mig/lib.sh disable=SC1091
-. "$ROOT/tests/roles/mig/lib.sh"
 use_collection
-export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0
-export ANSIBLE_LOCAL_TEMP=$WORK/ansible-tmp ANSIBLE_REMOTE_TEMP=$WORK/ansible-tmp ANSIBLE_FORKS=6
-export ANSIBLE_HOST_KEY_CHECKING=0 ANSIBLE_DEPRECATION_WARNINGS=0
+export ANSIBLE_FORKS=6 ANSIBLE_HOST_KEY_CHECKING=0
 eval "$("$MIGSIM" env "$WORK/probe.json")"
 SIMLIB=$LD_LIBRARY_PATH
 unset MIGSIM_STATE

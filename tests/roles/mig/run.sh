@@ -7,21 +7,12 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 MIGSIM=$ROOT/tests/nvml_sim/migsim
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpuops-mig-role.XXXXXX")
-KEEP=${KEEP:-0}
-cleanup() { if [ "$KEEP" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi; }
-trap cleanup EXIT
-PY=$(command -v python3)
-pass=0
-ok() { pass=$((pass + 1)); echo "PASS: $*"; }
-die() { echo "FAIL: $*" >&2; exit 1; }
-
 # shellcheck source=tests/roles/mig/lib.sh disable=SC1091
 . "$ROOT/tests/roles/mig/lib.sh"
+pass=0
+tier_work gpuops-mig-role
 use_collection
-export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0
-export ANSIBLE_LOCAL_TEMP=$WORK/ansible-tmp ANSIBLE_REMOTE_TEMP=$WORK/ansible-tmp ANSIBLE_FORKS=4
-export ANSIBLE_HOST_KEY_CHECKING=0 ANSIBLE_DEPRECATION_WARNINGS=0 ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks
+export ANSIBLE_FORKS=4 ANSIBLE_HOST_KEY_CHECKING=0 ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks
 
 # Build the simulator once (migsim env compiles it when missing).
 eval "$("$MIGSIM" env "$WORK/probe.json")"
