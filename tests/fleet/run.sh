@@ -39,14 +39,7 @@ all:
     blackwell: {}
 YAML
 for h in $HOSTS; do
-  mkdir -p "$WORK/$h/systemd"
-  cat > "$WORK/inv/host_vars/$h.yml" <<YAML
-gpuops_mig_environment:
-  LD_LIBRARY_PATH: "$SIMLIB"
-  MIGSIM_STATE: "$WORK/$h.json"
-  PATH: "$ROOT/tests/fakebin:$PATH"
-  FAKE_NVIDIA_SMI_LOG: "$WORK/$h.nvidia-smi.log"
-  FAKE_NVIDIA_CTK_LOG: "$WORK/$h.nvidia-ctk.log"
+  { sim_host_vars "$h"; cat <<YAML
 mig_state_dir: "$WORK/$h/etc/gpuops"
 mig_lock_file: "$WORK/$h/gpuops-mig.lock"
 mig_boot_lib_dir: "$WORK/$h/lib/gpuops-mig"
@@ -54,6 +47,7 @@ mig_boot_libexec_dir: "$WORK/$h/libexec/gpuops-mig"
 mig_boot_unit_dir: "$WORK/$h/systemd"
 mig_cdi_output: "$WORK/$h/cdi/nvidia.yaml"
 YAML
+  } > "$WORK/inv/host_vars/$h.yml"
 done
 mkdir -p "$WORK/inv/group_vars"
 cat > "$WORK/inv/group_vars/all.yml" <<YAML

@@ -43,6 +43,22 @@ roletest_setup() {
     log "collections: $ANSIBLE_COLLECTIONS_PATH; ansible: $(command -v ansible-playbook)"
 }
 
+# serve_dir DIR: serve DIR over HTTP on a free loopback port until exit (DIR must hold gpgkey, which is
+# fetched to know the server is up); sets SERVED_URL.
+serve_dir() {
+    local port pid
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    timeout 3600 python3 -m http.server --bind 127.0.0.1 --directory "$1" "$port" >"$WORK/logs/http.log" 2>&1 &
+    pid=$!
+    on_exit "kill $pid 2>/dev/null"
+    for _ in $(seq 50); do
+        python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/gpgkey')" 2>/dev/null && break
+        sleep 0.1
+    done
+    # shellcheck disable=SC2034 # read by the script that sources this file
+    SERVED_URL="http://127.0.0.1:$port"
+}
+
 pass() { ROLETEST_PASS=$((ROLETEST_PASS + 1)); printf '  ok    %s\n' "$1"; }
 fail() {
     ROLETEST_FAIL=$((ROLETEST_FAIL + 1)); ROLETEST_FAILED_NAMES+=("$1")

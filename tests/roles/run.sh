@@ -133,16 +133,9 @@ build_repo() {
 }
 
 start_repo_server() {
-    PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    timeout 3600 python3 -m http.server --bind 127.0.0.1 --directory "$REPO" "$PORT" >"$WORK/logs/http.log" 2>&1 &
-    local pid=$!
-    on_exit "kill $pid 2>/dev/null"
-    for _ in $(seq 50); do
-        python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/gpgkey')" 2>/dev/null && break
-        sleep 0.1
-    done
-    REPO_URL="http://127.0.0.1:$PORT"
-    log "repository served at $REPO_URL (pid $pid)"
+    serve_dir "$REPO"
+    REPO_URL=$SERVED_URL
+    log "repository served at $REPO_URL"
 }
 
 # Extra-vars file for the container_toolkit role.

@@ -158,15 +158,8 @@ build_repos() {
 }
 
 start_server() {
-    PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    timeout 3600 python3 -m http.server --bind 127.0.0.1 --directory "$SRV" "$PORT" >"$WORK/logs/http.log" 2>&1 &
-    local pid=$!
-    on_exit "kill $pid 2>/dev/null"
-    for _ in $(seq 50); do
-        python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/gpgkey')" 2>/dev/null && break
-        sleep 0.1
-    done
-    URL="http://127.0.0.1:$PORT"
+    serve_dir "$SRV"
+    URL=$SERVED_URL
 }
 
 # look_like ROOTFS DISTRO: the two files Ansible's fact gathering reads to name a RedHat-family host.

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Shared by the mig-role tier's scripts (tests/roles/mig/*.sh, tests/fleet/run.sh). Sourced, not executed.
 # Gives PY, ok (counts in the script's own `pass`) and die (a script may define its own after sourcing),
-# tier_work and use_collection.
+# tier_work, use_collection and sim_host_vars.
 
 # shellcheck disable=SC2034 # read by the script that sources this file
 PY=$(command -v python3)
@@ -33,4 +33,23 @@ use_collection() {
   COLL=$COLLECTIONS/ansible_collections/gpuops/mig
   export ANSIBLE_COLLECTIONS_PATH=$COLLECTIONS ANSIBLE_NOCOLOR=1 ANSIBLE_RETRY_FILES_ENABLED=0
   export ANSIBLE_LOCAL_TEMP=$WORK/ansible-tmp ANSIBLE_REMOTE_TEMP=$WORK/ansible-tmp ANSIBLE_DEPRECATION_WARNINGS=0
+}
+
+# sim_host_vars HOST [LINE...]: print the start of HOST's host_vars: the environment that points the role at
+# HOST's simulated NVML state, the fake nvidia-smi and nvidia-ctk (logging to $WORK), plus LINEs as further
+# environment entries; and make $WORK/HOST/systemd (it stands in for /etc/systemd/system, which real hosts
+# have). Needs ROOT, WORK and SIMLIB.
+sim_host_vars() {
+  local h=$1 line
+  shift
+  mkdir -p "$WORK/$h/systemd"
+  cat <<YAML
+gpuops_mig_environment:
+  LD_LIBRARY_PATH: "$SIMLIB"
+  MIGSIM_STATE: "$WORK/$h.json"
+  PATH: "$ROOT/tests/fakebin:$PATH"
+  FAKE_NVIDIA_SMI_LOG: "$WORK/$h.nvidia-smi.log"
+  FAKE_NVIDIA_CTK_LOG: "$WORK/$h.nvidia-ctk.log"
+YAML
+  for line in "$@"; do echo "  $line"; done
 }

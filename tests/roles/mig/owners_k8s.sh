@@ -105,17 +105,8 @@ YAML
 mkdir -p "$WORK/inv/host_vars" "$WORK/inv/group_vars"
 { echo "all:"; echo "  hosts:"; for h in $HOSTS; do echo "    $h: {}"; done; } > "$WORK/inv/hosts.yml"
 for h in $HOSTS; do
-  mkdir -p "$WORK/$h/systemd"
-  cat > "$WORK/inv/host_vars/$h.yml" <<YAML
-gpuops_mig_environment:
-  LD_LIBRARY_PATH: "$SIMLIB"
-  MIGSIM_STATE: "$WORK/$h.json"
-  PATH: "$ROOT/tests/fakebin:$PATH"
-  FAKE_NVIDIA_SMI_LOG: "$WORK/$h.nvidia-smi.log"
-  FAKE_NVIDIA_CTK_LOG: "$WORK/$h.nvidia-ctk.log"
-  KUBECACHEDIR: "$WORK/kube-cache"
-mig_owner_host_root: "$WORK/$h/root"
-YAML
+  { sim_host_vars "$h" "KUBECACHEDIR: \"$WORK/kube-cache\""; echo "mig_owner_host_root: \"$WORK/$h/root\""; } \
+    > "$WORK/inv/host_vars/$h.yml"
 done
 cat > "$WORK/inv/group_vars/all.yml" <<YAML
 ansible_connection: local

@@ -38,17 +38,7 @@ all:
     ampere: {}
     vm: {}
 YAML
-for h in hopper ampere vm; do
-  mkdir -p "$WORK/$h/systemd"   # stands in for /etc/systemd/system, which exists on real hosts
-  cat > "$WORK/inv/host_vars/$h.yml" <<YAML
-gpuops_mig_environment:
-  LD_LIBRARY_PATH: "$SIMLIB"
-  MIGSIM_STATE: "$WORK/$h.json"
-  PATH: "$ROOT/tests/fakebin:$PATH"
-  FAKE_NVIDIA_SMI_LOG: "$WORK/$h.nvidia-smi.log"
-  FAKE_NVIDIA_CTK_LOG: "$WORK/$h.nvidia-ctk.log"
-YAML
-done
+for h in hopper ampere vm; do sim_host_vars "$h" > "$WORK/inv/host_vars/$h.yml"; done
 cat > "$WORK/inv/group_vars/all.yml" <<YAML
 ansible_connection: local
 ansible_python_interpreter: "$PY"
